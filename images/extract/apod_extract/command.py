@@ -1,0 +1,144 @@
+"""CLI wiring: arguments and environment in, extract.run, summary out."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from urllib.parse import urlsplit
+
+from apod_common import exit_codes, logs, settings
+from apod_common.errors import StepError
+from apod_extract import dates, redact
+from apod_extract.client import ApodClient, RetryPolicy
+from apod_extract.extract import Request, run
+
+DEFAULT_API_URL = "https://api.nasa.gov/planetary/apod"
+
+ENVIRONMENT = """\
+environment:
+  APOD_API_URL        endpoint (default https://api.nasa.gov/planetary/apod)
+  NASA_API_KEY        API key (default DEMO_KEY); or NASA_API_KEY_FILE naming a file
+  APOD_RUN_ID         run id when --run-id is not given (default "manual")
+  APOD_DATA_DIR       data directory when --data-dir is not given (default /data)
+  APOD_LOG_LEVEL      log level on stderr (default INFO)
+
+exit codes: 0 done, 2 bad arguments, 4 the API refused (4xx), 5 the API stayed
+unavailable or the rate limit ran out (finished chunks are kept: rerun to resume),
+99 no entries in the range (manifest still written)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="apod-extract",
+        description=(
+            "Fetch APOD entries for START..END from the API, at most --chunk-days days per "
+            "request, and write each answer untouched to <data-dir>/raw/<run id>/ with a "
+            "manifest.json. The last stdout line is a JSON summary."
+        ),
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first day")
+    parser.add_argument("--end", metavar="YYYY-MM-DD", help="last day, inclusive (default START)")
+    parser.add_argument("--run-id", help="names the batch folder (default $APOD_RUN_ID)")
+    parser.add_argument("--data-dir", metavar="DIR", help="data root (default $APOD_DATA_DIR)")
+    parser.add_argument(
+        "--chunk-days",
+        type=int,
+        default=dates.MAX_CHUNK_DAYS,
+        metavar="N",
+        help=f"days per request, 1..{dates.MAX_CHUNK_DAYS} (default %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)"
+    )
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=5,
+        metavar="N",
+        help="retries per chunk after timeouts, 5xx, 429 or bad bodies (default 5)",
+    )
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="longest wait for one retry; a longer Retry-After stops the run (default 120)",
+    )
+    parser.add_argument(
+        "--backoff",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="first retry delay, doubled each time, with jitter (default 1)",
+    )
+    parser.add_argument(
+        "--refetch",
+        action="store_true",
+        help="fetch every chunk again, even those an earlier attempt of this run id left",
+    )
+    return parser
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    problems = []
+    if not 1 <= args.chunk_days <= dates.MAX_CHUNK_DAYS:
+        problems.append(f"--chunk-days must be 1..{dates.MAX_CHUNK_DAYS}")
+    if args.timeout <= 0:
+        problems.append("--timeout must be > 0")
+    if args.max_retries < 0:
+        problems.append("--max-retries must be >= 0")
+    if args.max_wait < 0 or args.backoff < 0:
+        problems.append("--max-wait and --backoff must be >= 0")
+    if problems:
+        raise StepError("; ".join(problems), exit_codes.USAGE)
+
+
+def _api_url() -> str:
+    url = settings.env("APOD_API_URL", DEFAULT_API_URL)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = redact.public_url(url) if parts.hostname else "(not a URL)"
+        raise StepError(f"APOD_API_URL must be an http(s) URL, got {shown}", exit_codes.USAGE)
+    return url
+
+
+def main(argv: list[str] | None = None) -> dict:
+    logs.setup("extract")
+    args = build_parser().parse_args(argv)
+    start = dates.parse_day(args.start, "--start")
+    end = dates.parse_day(args.end, "--end") if args.end else start
+    dates.check_range(start, end)
+    _check_numbers(args)
+
+    api_key = settings.secret("NASA_API_KEY", "DEMO_KEY")
+    redactor = redact.Redactor([api_key])
+    redact.install(redactor)
+    try:
+        url = _api_url()
+        client = ApodClient(
+            url,
+            api_key,
+            timeout=args.timeout,
+            policy=RetryPolicy(args.max_retries, args.backoff, args.max_wait),
+            redactor=redactor,
+        )
+        request = Request(
+            start=start,
+            end=end,
+            run_id=settings.run_id(args.run_id),
+            data_dir=settings.data_dir(args.data_dir),
+            chunk_days=args.chunk_days,
+            refetch=args.refetch,
+            api_url=redact.public_url(url),
+        )
+        return run(request, client)
+    except StepError as exc:
+        exc.reason = redactor(exc.reason)
+        raise
+    except Exception as exc:
+        # cli.run would print the exception text as it is, and it may hold a URL with the key.
+        logging.getLogger("extract").debug("unexpected error", exc_info=True)
+        reason = redactor(" ".join(f"{type(exc).__name__}: {exc}".split()))
+        raise StepError(f"unexpected error: {reason}", exit_codes.FAILURE) from None

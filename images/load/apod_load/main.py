@@ -1,0 +1,189 @@
+"""CLI wiring: arguments and environment in, one summary dict out."""
+
+import argparse
+import contextlib
+import logging
+import os
+import traceback
+from pathlib import Path
+
+from apod_common import exit_codes, layout, logs, settings
+from apod_common.errors import StepError
+from apod_load import redact
+from apod_load.tables import DEFAULT_TABLE, parse_role, parse_table
+
+DESCRIPTION = """\
+Load a staged APOD batch (/data/staging/<run>/apod.csv, written by transform) into its
+stores. `postgres` upserts it into a table in one transaction; `csv` merges it into the
+dataset CSV; `init-db` (run once, as the database admin) creates the table and a
+least-privileged loader role.
+"""
+
+DATABASE_ENV = """\
+database (postgres, init-db):
+  APOD_DATABASE_URL    postgresql://user:password@host:port/db (secret; never printed)
+  APOD_DATABASE_URL_FILE  file holding that URL (instead of APOD_DATABASE_URL)
+  PGHOST, PGPORT, PGUSER, PGPASSWORD, PGPASSFILE, PGDATABASE, PGSSLMODE ...
+                       libpq's own variables, used when no URL is given (or to complete it)
+"""
+
+EXIT_CODES = """\
+exit codes: 0 done, 99 nothing to do (empty batch), 2 bad arguments, 3 staged batch
+missing or rejected (the table is left as it was), 4 refused by Postgres (bad
+credentials, no permission), 5 Postgres unreachable or lock timeout (retry), 1 unexpected.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="apod-load",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def batch_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--run-id", help="the run whose staged batch to load ($APOD_RUN_ID)")
+        sub.add_argument("--data-dir", help="the shared data directory ($APOD_DATA_DIR, /data)")
+        sub.add_argument(
+            "--lock-timeout",
+            type=float,
+            default=600.0,
+            metavar="SECONDS",
+            help="how long to wait for a concurrent load of the same store (600)",
+        )
+
+    postgres = commands.add_parser(
+        "postgres",
+        help="upsert the batch into Postgres",
+        description="Upsert the staged batch into a Postgres table in one transaction:\n"
+        "COPY into a temporary table, then INSERT ... ON CONFLICT (date) DO UPDATE of the\n"
+        "rows whose content changed; unchanged rows are not touched. Creates the schema\n"
+        "and table when missing (and allowed to).",
+        epilog=DATABASE_ENV + "\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch_arguments(postgres)
+    postgres.add_argument(
+        "--table",
+        type=parse_table,
+        default=parse_table(DEFAULT_TABLE),
+        help=f"schema.table to load into ({DEFAULT_TABLE})",
+    )
+
+    csv = commands.add_parser(
+        "csv",
+        help="merge the batch into the dataset CSV",
+        description="Merge the staged batch's content columns into the dataset CSV: one\n"
+        "row per date (the batch wins), sorted by date, written atomically, and not\n"
+        "rewritten at all when its bytes would not change.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    batch_arguments(csv)
+    csv.add_argument("--output", help="the dataset CSV (<data-dir>/apod_data.csv)")
+
+    init = commands.add_parser(
+        "init-db",
+        help="create the table and the least-privileged loader role (as the admin)",
+        description="Run as the database admin. Create schema and table, create the loader\n"
+        "login role when missing, and grant it exactly what `postgres` needs: CONNECT and\n"
+        "TEMPORARY on the database, USAGE on the schema, SELECT/INSERT/UPDATE on the\n"
+        "table. Idempotent.",
+        epilog=DATABASE_ENV + "  APOD_LOADER_PASSWORD (or APOD_LOADER_PASSWORD_FILE)\n"
+        "                       the loader's password: required to create the role, and\n"
+        "                       set again on every run when given\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument(
+        "--loader-role",
+        type=parse_role,
+        default="apod_loader",
+        help="the login role to create and grant (apod_loader)",
+    )
+    init.add_argument(
+        "--table",
+        type=parse_table,
+        default=parse_table(DEFAULT_TABLE),
+        help=f"schema.table the loader loads into ({DEFAULT_TABLE})",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
+    log = logs.setup("load")
+    command = {"postgres": load_postgres, "csv": load_csv, "init-db": init_db}[args.command]
+    try:
+        return command(args, log)
+    except StepError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the reason must not carry a secret out
+        secrets = _known_secrets()
+        log.debug("%s", redact.redact(traceback.format_exc(), secrets))
+        reason = redact.redact(f"{type(exc).__name__}: {exc}", secrets)
+        raise StepError(f"unexpected error: {reason}", exit_codes.FAILURE) from None
+
+
+def load_postgres(args: argparse.Namespace, log: logging.Logger) -> dict:
+    from apod_load import database, staged, upsert
+
+    target = database.target_from_env()
+    redact.install(target.secrets)
+    run_id = settings.run_id(args.run_id)
+    batch = staged.locate(settings.data_dir(args.data_dir), run_id)
+    log.info("loading %s into %s", batch.path, args.table)
+    with database.session(target, f"loading into {args.table}") as conn:
+        result = upsert.load(conn, batch, args.table, run_id, args.lock_timeout)
+    log.info(
+        "%s: %d rows: %d inserted, %d updated, %d unchanged; table holds %d",
+        args.table,
+        result.rows,
+        result.inserted,
+        result.updated,
+        result.unchanged,
+        result.table_rows,
+    )
+    return {
+        "run_id": run_id,
+        "table": str(args.table),
+        "database": str(target),
+        "rows": result.rows,
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "table_rows": result.table_rows,
+        "table_created": result.table_created,
+    }
+
+
+def load_csv(args: argparse.Namespace, log: logging.Logger) -> dict:
+    from apod_load import dataset, staged
+
+    run_id = settings.run_id(args.run_id)
+    data_dir = settings.data_dir(args.data_dir)
+    batch = staged.locate(data_dir, run_id)
+    output = Path(args.output) if args.output else layout.dataset_csv(data_dir)
+    log.info("merging %s into %s", batch.path, output)
+    summary = dataset.load_csv(batch, output, args.lock_timeout)
+    return {"run_id": run_id, **summary}
+
+
+def init_db(args: argparse.Namespace, log: logging.Logger) -> dict:
+    from apod_load import database, grants
+
+    target = database.target_from_env()
+    password = settings.secret("APOD_LOADER_PASSWORD")
+    redact.install((*target.secrets, password))
+    with database.session(target, "initialising the database") as conn:
+        summary = grants.init_db(conn, args.table, args.loader_role, password)
+    return {"database": str(target), **summary}
+
+
+def _known_secrets() -> tuple[str, ...]:
+    values = [os.environ.get("PGPASSWORD")]
+    for name in ("APOD_DATABASE_URL", "APOD_LOADER_PASSWORD"):
+        with contextlib.suppress(StepError):
+            values.append(settings.secret(name))
+    return tuple(v for v in values if v)

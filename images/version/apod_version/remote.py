@@ -1,0 +1,110 @@
+"""The DVC remote a run pushes to: the repository's default, or APOD_DVC_REMOTE.
+
+Config is read and written with DVC's own Config class, in process, so that a remote URL
+never appears on a child's command line (it may carry a user and a token).
+"""
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from apod_common import exit_codes
+from apod_common.errors import StepError
+from apod_version.redact import redact, strip_userinfo
+
+log = logging.getLogger("version")
+
+DEFAULT_REMOTE_NAME = "local"
+
+
+@dataclass(frozen=True)
+class Remote:
+    name: str
+    url: str
+
+
+def is_local(url: str) -> bool:
+    return "://" not in url or url.startswith("file://")
+
+
+def local_path(url: str) -> str:
+    return url.removeprefix("file://")
+
+
+def _config(dvc_root: Path):
+    from dvc.config import Config
+
+    return Config(dvc_dir=str(dvc_root / ".dvc"))
+
+
+def _config_error(exc: Exception) -> StepError:
+    return StepError(f"DVC config: {redact(str(exc))}", exit_codes.BAD_INPUT)
+
+
+def default_remote(dvc_root: Path) -> Remote | None:
+    from dvc.config import ConfigError
+
+    try:
+        conf = _config(dvc_root)
+    except ConfigError as exc:
+        raise _config_error(exc) from exc
+    name = conf["core"].get("remote")
+    if not name:
+        return None
+    section = conf["remote"].get(name)
+    if not section or not section.get("url"):
+        raise StepError(
+            f"the default DVC remote {name!r} has no url in {dvc_root / '.dvc'}",
+            exit_codes.BAD_INPUT,
+        )
+    return Remote(name=name, url=str(section["url"]))
+
+
+def normalise(url: str) -> str:
+    """A local path made absolute against the working directory, as a person means it."""
+    return os.path.abspath(local_path(url)) if is_local(url) else url
+
+
+def override(dvc_root: Path, url: str) -> None:
+    """Point the default remote at `url` in .dvc/config.local (never committed)."""
+    from dvc.config import ConfigError
+
+    url = normalise(url)
+    current = default_remote(dvc_root)
+    name = current.name if current else DEFAULT_REMOTE_NAME
+    if current and normalise(current.url) == url:
+        return
+    try:
+        with _config(dvc_root).edit("local") as local:
+            local["core"]["remote"] = name
+            local["remote"].setdefault(name, {})["url"] = url
+    except (ConfigError, OSError) as exc:
+        raise _config_error(exc) from exc
+    log.info("DVC remote %r -> %s (.dvc/config.local)", name, redact(url))
+
+
+def configure_new_repo(dvc_root: Path, url: str) -> None:
+    """The committed settings of a repository this step creates."""
+    with _config(dvc_root).edit("repo") as repo:
+        repo["core"]["autostage"] = "false"
+        repo["core"]["analytics"] = "false"
+        repo["core"]["remote"] = DEFAULT_REMOTE_NAME
+        repo["remote"][DEFAULT_REMOTE_NAME] = {"url": strip_userinfo(url)}
+        # Group-writable cache, as the git side: pods of another uid in group 0 can follow.
+        repo["cache"]["shared"] = "group"
+
+
+def check_reachable(remote: Remote) -> None:
+    """A local remote must exist already: a missing directory is usually a volume that
+    is not mounted, and pushing into the container's own filesystem would lose the data
+    while git points at it."""
+    if not is_local(remote.url):
+        return
+    path = local_path(remote.url)
+    if not os.path.isdir(path):
+        raise StepError(
+            f"DVC remote {remote.name!r} is not reachable: directory {path} does not exist "
+            "(volume not mounted? create it or set APOD_DVC_REMOTE)",
+            exit_codes.UPSTREAM_UNAVAILABLE,
+        )
