@@ -1,0 +1,120 @@
+"""The DAG both deployments share: schedule, params, retries, docs, and the task graph.
+
+`build_dag(dag_id, render)` calls `render(step, settings)` once per step and wires the
+steps' `upstream`; the renderer is the only thing the two DAGs differ in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+
+from apod_pipeline.settings import Settings
+from apod_pipeline.steps import Step, steps
+
+OWNER = "apod"
+FIRST_APOD = datetime(1995, 6, 16, tzinfo=UTC)
+
+DEFAULT_ARGS = {
+    "owner": OWNER,
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    # A multiplier since Airflow 3.1: True would mean 1.0, a constant delay.
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+def params() -> dict[str, Param]:
+    """Fresh Param objects per DAG: Param.resolve() stores the value it validated."""
+    return {
+        "start_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Start date",
+            description="First day to fetch (YYYY-MM-DD). Empty: the run's date.",
+        ),
+        "end_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="End date",
+            description="Last day to fetch, inclusive (YYYY-MM-DD). Empty: the start date.",
+        ),
+    }
+
+
+DOC_MD = """\
+# APOD ETL
+
+NASA's Astronomy Picture of the Day: **extract** (APOD API → `/data/raw/<run>/`) →
+**transform** (pandas, validation → `/data/staging/<run>/`) → **load_postgres**
+(upsert into `apod.apod_entries`) and **load_csv** (merge into `/data/apod_data.csv`)
+in parallel → **version** (DVC-track the CSV, push it to the DVC remote, commit the
+`.dvc` file). Each step is its own container image; {runner}.
+
+## Schedule
+Daily. A scheduled run fetches one day: its data interval's date (`ds`, the day that
+just ended in UTC). `catchup` is off and only one run is active at a time.
+
+## Params (manual runs)
+| param | meaning |
+|---|---|
+| `start_date` | first day, `YYYY-MM-DD`; empty: the run's date |
+| `end_date` | last day, inclusive; empty: `start_date` |
+
+**Backfill a range in one run**: *Trigger DAG* with `start_date` and `end_date`
+(e.g. `1995-06-16` to `1995-12-31`). Extract asks the API in chunks, so a long range
+costs few requests. From the CLI:
+`airflow dags trigger {dag_id} --conf '{{"start_date": "2024-01-01", "end_date": "2024-01-31"}}'`.
+
+## Outcomes
+A task whose step exits 99 (*nothing to do*: no entries in the range, no change in the
+data) is **skipped**, and so is everything downstream. Exit 2, 3 or 4 (bad arguments,
+bad input, refused by the API) fails at once; other failures are retried three times
+with exponential backoff. Re-running a date is safe: every step is idempotent.
+
+## Secrets
+{secrets}
+"""
+
+
+def build_dag(
+    dag_id: str,
+    render: Callable[[Step, Settings], object],
+    *,
+    runner: str,
+    secrets_doc: str,
+    tags: Iterable[str],
+    settings: Settings | None = None,
+) -> DAG:
+    settings = settings or Settings.from_env()
+    dag = DAG(
+        dag_id=dag_id,
+        description="APOD: extract → transform → load (Postgres, CSV) → version (DVC)",
+        # Interval timetable: a run starts after its day is over, and `ds` is that day.
+        # (A plain "@daily" in Airflow 3 is a trigger timetable whose `ds` is the day
+        # just beginning, for which APOD has not published yet.)
+        schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+        # The first APOD. catchup=False keeps the scheduler from walking back to it; a
+        # later date would make Airflow create no task instances for runs (dags test,
+        # manual triggers) whose logical date is earlier.
+        start_date=FIRST_APOD,
+        catchup=False,
+        max_active_runs=1,
+        dagrun_timeout=timedelta(hours=4),
+        default_args=DEFAULT_ARGS,
+        params=params(),
+        doc_md=DOC_MD.format(runner=runner, dag_id=dag_id, secrets=secrets_doc),
+        tags=["apod", "etl", *tags],
+    )
+    with dag:
+        tasks = {}
+        for step in steps(settings):
+            tasks[step.task_id] = render(step, settings)
+            for upstream in step.upstream:
+                tasks[upstream] >> tasks[step.task_id]
+    return dag

@@ -1,0 +1,166 @@
+"""Render the steps as KubernetesPodOperator tasks (DAG `apod_etl_k8s`).
+
+Pods run in APOD_K8S_NAMESPACE under the restricted Pod Security Standard, mount the
+PVC `apod-data` at /data (and `apod-dvc-remote` at /dvc-remote for version), and take
+their secrets from the Secret `apod-secrets` by secretKeyRef: the DAG holds names only.
+
+`render_pods()` renders every pod of the DAG to a manifest without a cluster; the k8s
+tests validate those manifests and run their containers with Docker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from airflow.providers.cncf.kubernetes.secret import Secret
+from kubernetes.client import models as k8s
+
+from apod_pipeline.dag import build_dag
+from apod_pipeline.exit_codes import NOTHING_TO_DO
+from apod_pipeline.retry import POD_RETRY_POLICY
+from apod_pipeline.settings import Settings
+from apod_pipeline.steps import DATA_DIR, DVC_REMOTE_DIR, Step
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+DAG_ID = "apod_etl_k8s"
+DATA_PVC = "apod-data"
+DVC_PVC = "apod-dvc-remote"
+SECRET_NAME = "apod-secrets"  # noqa: S105 - the Secret's name, not a value
+# The images' user (uid 10001, gid 0: files group-writable, as on OpenShift).
+RUN_AS_USER = 10001
+RUN_AS_GROUP = 0
+TMP_SIZE = "256Mi"
+
+_RUNTIME_DEFAULT = k8s.V1SeccompProfile(type="RuntimeDefault")
+
+POD_SECURITY_CONTEXT = k8s.V1PodSecurityContext(
+    run_as_non_root=True,
+    run_as_user=RUN_AS_USER,
+    run_as_group=RUN_AS_GROUP,
+    fs_group=RUN_AS_GROUP,
+    fs_group_change_policy="OnRootMismatch",
+    seccomp_profile=_RUNTIME_DEFAULT,
+)
+CONTAINER_SECURITY_CONTEXT = k8s.V1SecurityContext(
+    run_as_non_root=True,
+    allow_privilege_escalation=False,
+    capabilities=k8s.V1Capabilities(drop=["ALL"]),
+    read_only_root_filesystem=True,
+    seccomp_profile=_RUNTIME_DEFAULT,
+)
+
+
+def _volumes(step: Step) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMount]]:
+    claims = [("data", DATA_PVC, DATA_DIR)]
+    if step.dvc_remote:
+        claims.append(("dvc-remote", DVC_PVC, DVC_REMOTE_DIR))
+    volumes = [
+        k8s.V1Volume(
+            name=name,
+            persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=claim),
+        )
+        for name, claim, _ in claims
+    ]
+    mounts = [k8s.V1VolumeMount(name=name, mount_path=path) for name, _, path in claims]
+    # The root filesystem is read-only: HOME, git and DVC scratch space live in /tmp.
+    volumes.append(
+        k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=TMP_SIZE))
+    )
+    mounts.append(k8s.V1VolumeMount(name="tmp", mount_path="/tmp"))  # noqa: S108 - an emptyDir
+    return volumes, mounts
+
+
+def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
+    volumes, volume_mounts = _volumes(step)
+    return {
+        "task_id": step.task_id,
+        "doc": step.doc,
+        "name": "apod-" + step.task_id.replace("_", "-"),
+        "namespace": settings.k8s_namespace,
+        "image": settings.image(step.image),
+        "image_pull_policy": "IfNotPresent",  # images are loaded into the cluster, no registry
+        "arguments": list(step.arguments),  # the image's ENTRYPOINT is the step's CLI
+        "env_vars": [k8s.V1EnvVar(name=k, value=v) for k, v in step.environment.items()],
+        "secrets": [Secret("env", ref.env, SECRET_NAME, ref.secret_key) for ref in step.secrets],
+        "volumes": volumes,
+        "volume_mounts": volume_mounts,
+        "container_resources": k8s.V1ResourceRequirements(
+            requests={"cpu": step.resources.cpu_request, "memory": step.resources.memory_request},
+            limits={"cpu": step.resources.cpu_limit, "memory": step.resources.memory_limit},
+        ),
+        "security_context": POD_SECURITY_CONTEXT,
+        "container_security_context": CONTAINER_SECURITY_CONTEXT,
+        # The steps never talk to the Kubernetes API.
+        "automount_service_account_token": False,
+        "labels": {
+            "app.kubernetes.io/name": "apod-pipeline",
+            "app.kubernetes.io/component": step.task_id.replace("_", "-"),
+        },
+        "skip_on_exit_code": NOTHING_TO_DO,
+        # The summary line stays in the task log; the XCom sidecar would be one more
+        # image to load into the cluster for a result nothing downstream reads.
+        "do_xcom_push": False,
+        "get_logs": True,
+        # A failed pod stays for `kubectl describe`/`logs`; succeeded ones go.
+        "on_finish_action": "delete_succeeded_pod",
+        # The step's one-line reason becomes the pod's termination message.
+        "termination_message_policy": "FallbackToLogsOnError",
+        "execution_timeout": step.execution_timeout,
+        "retry_policy": POD_RETRY_POLICY,
+        "outlets": list(step.outlets),
+    }
+
+
+def pod_task(step: Step, settings: Settings) -> KubernetesPodOperator:
+    return KubernetesPodOperator(**pod_kwargs(step, settings))
+
+
+SECRETS_DOC = f"""\
+By reference only: the Kubernetes Secret `{SECRET_NAME}` (keys `nasa-api-key`,
+`database-url`) becomes the pods' `NASA_API_KEY` and `APOD_DATABASE_URL` through
+`secretKeyRef`; Airflow never sees the values."""
+
+
+def dag(settings: Settings | None = None):
+    return build_dag(
+        DAG_ID,
+        pod_task,
+        runner="Airflow starts them as Kubernetes pods (KubernetesPodOperator)",
+        secrets_doc=SECRETS_DOC,
+        tags=["kubernetes"],
+        settings=settings,
+    )
+
+
+def render_pods(
+    *,
+    logical_date: dt.date | str | None = "2024-01-02",
+    start_date: str | None = None,
+    end_date: str | None = None,
+    run_id: str = "manual__render",
+    settings: Settings | None = None,
+) -> list[tuple[str, dict]]:
+    """Every pod the DAG would launch for one run, as (task_id, manifest) in task order.
+
+    No cluster is needed: templates are rendered with a run's context and the pod is
+    built by the operator's own `build_pod_request_obj`. `start_date`/`end_date` are the
+    manual run's params; `logical_date=None` is a manual run without a logical date.
+    Pod names keep the operator's random suffix, as in a real run.
+    """
+    from kubernetes.client import ApiClient
+
+    from apod_pipeline.rendering import render_context
+
+    conf = {k: v for k, v in (("start_date", start_date), ("end_date", end_date)) if v}
+    dag_ = dag(settings)
+    client = ApiClient()
+    manifests = []
+    for task in dag_.topological_sort():
+        context = render_context(dag_, task, run_id=run_id, logical_date=logical_date, conf=conf)
+        task.render_template_fields(context)
+        pod = task.build_pod_request_obj(context, dry_run=True)
+        manifests.append((task.task_id, client.sanitize_for_serialization(pod)))
+    return manifests

@@ -1,0 +1,40 @@
+# Kubernetes: the pipeline on kind or minikube (k8s/README.md), and the offline checks
+# of the manifests. Included by the Makefile.
+K8S_OVERLAYS := kind minikube
+K8S_RENDERED := artifacts/k8s
+# The Kubernetes version the manifests are checked against (kubernetes-validate's
+# schemas); the same minor as k8s/kind-cluster.yaml's node image.
+K8S_VERSION := 1.34.0
+# kubectl (its built-in kustomize) from the venv when installed there, else from PATH;
+# a standalone kustomize works too: make k8s-render KUSTOMIZE="kustomize build".
+KUSTOMIZE ?= $(if $(wildcard $(VENV)/bin/kubectl),$(VENV)/bin/kubectl,kubectl) kustomize
+
+.PHONY: kind-up minikube-up k8s-run kind-down minikube-down k8s-render k8s-validate
+
+kind-up: venv ## Kubernetes on kind: cluster, images, Secrets, manifests, UI on 127.0.0.1:8080
+	@scripts/k8s-kind-up.sh
+
+minikube-up: venv ## Kubernetes on minikube: the same as kind-up
+	@scripts/k8s-minikube-up.sh
+
+k8s-run: venv ## Run the k8s DAG once and follow it: make k8s-run DATE=YYYY-MM-DD [END=YYYY-MM-DD]
+	@test -n "$(DATE)" || { echo "usage: make k8s-run DATE=YYYY-MM-DD [END=YYYY-MM-DD]" >&2; exit 2; }
+	@scripts/k8s-run.sh "$(DATE)" "$(or $(END),$(DATE))"
+
+kind-down: ## Delete the kind cluster (k8s/.secrets.env is kept)
+	@scripts/k8s-kind-down.sh
+
+minikube-down: ## Delete the minikube profile (k8s/.secrets.env is kept)
+	@scripts/k8s-minikube-down.sh
+
+k8s-render: ## Render each overlay into artifacts/k8s/<overlay>.yaml
+	@mkdir -p $(K8S_RENDERED)
+	@for overlay in $(K8S_OVERLAYS); do \
+	  $(KUSTOMIZE) k8s/overlays/$$overlay >$(K8S_RENDERED)/$$overlay.yaml || exit 1; \
+	  echo "k8s-render: $(K8S_RENDERED)/$$overlay.yaml"; \
+	done
+
+k8s-validate: venv k8s-render ## Validate the rendered overlays (Kubernetes 1.34 schemas, strict) and run the k8s tests
+	$(VENV)/bin/kubernetes-validate --strict --quiet --kubernetes-version $(K8S_VERSION) \
+	  $(addprefix $(K8S_RENDERED)/,$(addsuffix .yaml,$(K8S_OVERLAYS)))
+	$(VENV)/bin/pytest -m "k8s and not docker" tests/k8s $(PYTEST_ARGS)

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Bring the compose deployment up and wait until it is usable.
+#
+#   scripts/compose-up.sh [--offline] [--no-build]
+#
+# Installs/starts what is missing (Docker engine, compose plugin, .env with random
+# secrets, images), starts the services, waits until every long-running one is healthy
+# and both init services have succeeded (APOD_UP_TIMEOUT seconds, default 900), waits
+# for the apod_etl DAG to be parsed, unpauses it and prints the UI address and login.
+# --offline adds the `offline` profile (apod-testserver) and points the steps at it.
+set -euo pipefail
+# shellcheck source=scripts/compose-lib.sh
+. "$(dirname "$0")/compose-lib.sh"
+cd "$REPO"
+
+offline=0
+build=1
+for arg in "$@"; do
+  case "$arg" in
+    --offline) offline=1 ;;
+    --no-build) build=0 ;;
+    *) die "usage: compose-up.sh [--offline] [--no-build]" ;;
+  esac
+done
+TIMEOUT="${APOD_UP_TIMEOUT:-900}"
+DAG_ID="${APOD_DAG_ID:-apod_etl}"
+started=$(date +%s)
+
+scripts/ensure-docker.sh
+ensure_compose
+scripts/compose-env.sh
+[ "$build" = 1 ] && scripts/compose-images.sh
+
+services=(postgres airflow-apiserver airflow-scheduler airflow-dag-processor)
+if [ "$offline" = 1 ]; then
+  profiles="${COMPOSE_PROFILES-$(env_value COMPOSE_PROFILES)}"
+  export COMPOSE_PROFILES="${profiles:+$profiles,}offline"
+fi
+if compose_offline; then
+  services+=(apod-testserver)
+  fixtures="${APOD_FIXTURES_DIR:-$(env_value APOD_FIXTURES_DIR)}"
+  fixtures="${fixtures:-./tests/fixtures/apod}"
+  [ -d "$fixtures" ] || die "the offline profile serves $fixtures, which does not exist"
+fi
+
+log "starting the services"
+# `up` itself waits for the init services its dependents need, and fails when one fails.
+if ! compose up -d --remove-orphans; then
+  for name in apod-db-init airflow-init postgres; do
+    log "last lines of $name:"
+    compose logs --no-color --tail 40 "$name" >&2 || true
+  done
+  die "docker compose up failed"
+fi
+
+state_of() {  # "<status> <health> <exit code> <restarts>" of a service's container
+  local id
+  id="$(compose ps -a -q "$1" 2>/dev/null | head -n1)"
+  [ -n "$id" ] || { echo "missing - - 0"; return; }
+  docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.ExitCode}} {{.RestartCount}}' "$id"
+}
+
+fail_with_logs() {
+  local name="$1" why="$2"
+  log "$name: $why; its last log lines:"
+  compose logs --no-color --tail 60 "$name" >&2 || true
+  die "$name is not healthy ($why); see 'docker compose logs $name'"
+}
+
+for name in apod-db-init airflow-init; do
+  read -r status _ code _ <<<"$(state_of "$name")"
+  if [ "$status" != exited ] || [ "$code" != 0 ]; then
+    fail_with_logs "$name" "$status, exit code $code"
+  fi
+done
+
+log "waiting for ${services[*]} to be healthy (up to ${TIMEOUT}s)"
+deadline=$((started + TIMEOUT))
+while :; do
+  pending=()
+  for name in "${services[@]}"; do
+    read -r status health _ restarts <<<"$(state_of "$name")"
+    case "$status/$health" in
+      running/healthy) ;;
+      running/unhealthy) fail_with_logs "$name" "healthcheck failing" ;;
+      exited/* | dead/* | missing/*) fail_with_logs "$name" "$status" ;;
+      *) [ "$restarts" -ge 3 ] && fail_with_logs "$name" "restarted $restarts times"
+         pending+=("$name") ;;
+    esac
+  done
+  [ ${#pending[@]} -eq 0 ] && break
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    for name in "${pending[@]}"; do
+      log "$name still $(state_of "$name" | cut -d' ' -f1-2); its last log lines:"
+      compose logs --no-color --tail 40 "$name" >&2 || true
+    done
+    die "timed out after ${TIMEOUT}s waiting for: ${pending[*]}"
+  fi
+  sleep 3
+done
+log "all services healthy after $(($(date +%s) - started))s"
+
+"$PYTHON" scripts/airflow_api.py --timeout 300 wait "$DAG_ID"
+"$PYTHON" scripts/airflow_api.py unpause "$DAG_ID"
+
+api_url="${APOD_API_URL:-$(env_value APOD_API_URL)}"
+pg_port="${APOD_PG_PORT:-$(env_value APOD_PG_PORT)}"
+cat <<EOF
+
+  Airflow UI:  http://127.0.0.1:8080   (bound to 127.0.0.1 only)
+  login:       admin / $(env_value AIRFLOW_ADMIN_PASSWORD)   (AIRFLOW_ADMIN_PASSWORD in .env)
+  Postgres:    127.0.0.1:${pg_port:-5433}   databases airflow, apod
+  APOD API:    ${api_url:-https://api.nasa.gov/planetary/apod}
+  ready in $(($(date +%s) - started))s
+
+EOF

@@ -1,0 +1,166 @@
+# shellcheck shell=bash
+# Shared by scripts/k8s-*.sh (sourced): build and load the images, create the Secrets,
+# apply an overlay, wait for it, and forward the UI to 127.0.0.1.
+#
+# Settings (environment):
+#   APOD_K8S_SECRETS_FILE  the generated secrets (default k8s/.secrets.env, gitignored)
+#   APOD_K8S_UI_PORT       local port of the UI's port-forward (default 8080)
+#   APOD_K8S_SKIP_BUILD=1  use the images as they are in the local Docker engine
+#   APOD_K8S_TIMEOUT       seconds to wait for each rollout or Job (default 900)
+#   APOD_K8S_STATE_DIR     port-forward pid, log and context (default .cache/k8s)
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
+[ -x "$PYTHON" ] || PYTHON=python3
+VERSION="${VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/pyproject.toml" | head -n1)}"
+NAMESPACE=apod
+SECRETS_FILE="${APOD_K8S_SECRETS_FILE:-$REPO/k8s/.secrets.env}"
+UI_PORT="${APOD_K8S_UI_PORT:-8080}"
+TIMEOUT="${APOD_K8S_TIMEOUT:-900}"
+STATE_DIR="${APOD_K8S_STATE_DIR:-$REPO/.cache/k8s}"
+# Postgres is built from images/postgres (Debian's server behind the official image's
+# entrypoint contract), so a cluster needs nothing from a registry.
+POSTGRES_IMAGE="apod-postgres:15"
+# Every image a pod of the deployment or of the DAG runs; all are loaded into the cluster.
+IMAGES=(
+  "apod-extract:$VERSION" "apod-transform:$VERSION" "apod-load:$VERSION"
+  "apod-version:$VERSION" "apod-airflow:$VERSION" "$POSTGRES_IMAGE"
+)
+KUBE_CONTEXT="${KUBE_CONTEXT:-}"
+
+log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "$(basename "$0" .sh)" "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+need() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found on PATH: install it first (k8s/README.md)"
+  done
+}
+
+# kubectl on the cluster this script brought up, never the current context by accident.
+kc() { kubectl --context "$KUBE_CONTEXT" --namespace "$NAMESPACE" "$@"; }
+
+build_images() {
+  if [ "${APOD_K8S_SKIP_BUILD:-}" = 1 ]; then
+    log "APOD_K8S_SKIP_BUILD=1: using the local images as they are"
+  else
+    log "building the step images (make images) and the Airflow image"
+    make -C "$REPO" images
+    "$REPO/scripts/build-images.sh" airflow
+    if ! docker image inspect "$POSTGRES_IMAGE" >/dev/null 2>&1; then
+      log "building $POSTGRES_IMAGE"
+      mkdir -p "$REPO/.cache/build-logs"
+      docker build --build-arg "BASE_IMAGE=$("$REPO/scripts/ensure-base-image.sh")" \
+        -t "$POSTGRES_IMAGE" "$REPO/images/postgres" >"$REPO/.cache/build-logs/postgres.log" 2>&1 \
+        || die "building $POSTGRES_IMAGE failed (log: .cache/build-logs/postgres.log)"
+    fi
+  fi
+  local image
+  for image in "${IMAGES[@]}"; do
+    docker image inspect "$image" >/dev/null 2>&1 || die "image $image is missing"
+  done
+}
+
+# The Secrets from the secrets file (created with random values on the first run). The
+# values travel as files into kubectl, never on a command line or in the output.
+apply_secrets() {
+  mkdir -p "$(dirname "$SECRETS_FILE")"
+  "$PYTHON" "$REPO/scripts/k8s_secrets.py" init "$SECRETS_FILE"
+  kc get namespace "$NAMESPACE" >/dev/null 2>&1 || kc create namespace "$NAMESPACE" >/dev/null
+  (
+    dir="$(mktemp -d)"
+    trap 'rm -rf "$dir"' EXIT
+    "$PYTHON" "$REPO/scripts/k8s_secrets.py" render "$SECRETS_FILE" "$dir"
+    for name in apod-secrets apod-airflow-secrets; do
+      kc create secret generic "$name" --from-file="$dir/$name" --dry-run=client -o yaml \
+        | kc apply --server-side --force-conflicts -f - >/dev/null
+      log "secret $name applied"
+    done
+  )
+}
+
+# Wait for a Job to complete; stop at once when it has failed for good.
+wait_job() {
+  local job="$1" deadline=$((SECONDS + TIMEOUT)) state
+  log "waiting for job/$job"
+  while [ $SECONDS -lt $deadline ]; do
+    state="$(kc get job "$job" -o jsonpath='{range .status.conditions[?(@.status=="True")]}{.type}{" "}{end}' 2>/dev/null || true)"
+    case " $state " in
+      *" Complete "*) log "job/$job complete"; return 0 ;;
+      *" Failed "*)
+        kc logs "job/$job" --tail=30 >&2 || true
+        die "job/$job failed (kubectl -n $NAMESPACE describe job/$job)"
+        ;;
+    esac
+    sleep 5
+  done
+  die "job/$job not complete after ${TIMEOUT}s"
+}
+
+deploy() {
+  local overlay="$REPO/k8s/overlays/$1"
+  apply_secrets
+  # A Job's pod template cannot change: re-running the up script replaces the Jobs (both
+  # are idempotent).
+  kc delete job apod-db-init airflow-db-migrate --ignore-not-found >/dev/null
+  log "applying k8s/overlays/$1"
+  kubectl --context "$KUBE_CONTEXT" apply -k "$overlay"
+  kc rollout status statefulset/postgres --timeout="${TIMEOUT}s"
+  wait_job apod-db-init
+  wait_job airflow-db-migrate
+  local deployment
+  for deployment in airflow-api-server airflow-scheduler airflow-dag-processor; do
+    kc rollout status "deployment/$deployment" --timeout="${TIMEOUT}s"
+  done
+}
+
+ui_answers() {
+  "$PYTHON" - "$UI_PORT" <<'PY'
+import sys, urllib.request
+try:
+    urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/api/v2/monitor/health", timeout=5)
+except Exception:
+    sys.exit(1)
+PY
+}
+
+stop_port_forward() {
+  local pid_file="$STATE_DIR/port-forward.pid" pid
+  [ -f "$pid_file" ] || return 0
+  pid="$(cat "$pid_file")"
+  # Only our own kubectl port-forward, recognised by its command line.
+  if [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "port-forward"; then
+    kill "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pid_file"
+}
+
+# kubectl port-forward in the background, bound to 127.0.0.1 only.
+start_port_forward() {
+  mkdir -p "$STATE_DIR"
+  stop_port_forward
+  nohup kubectl --context "$KUBE_CONTEXT" --namespace "$NAMESPACE" port-forward \
+    --address 127.0.0.1 svc/airflow-api-server "$UI_PORT:8080" \
+    >"$STATE_DIR/port-forward.log" 2>&1 &
+  echo $! >"$STATE_DIR/port-forward.pid"
+  printf '%s\n' "$KUBE_CONTEXT" >"$STATE_DIR/context"
+  local deadline=$((SECONDS + 120))
+  until ui_answers; do
+    [ $SECONDS -lt $deadline ] || die "the UI does not answer on 127.0.0.1:$UI_PORT (log: $STATE_DIR/port-forward.log)"
+    kill -0 "$(cat "$STATE_DIR/port-forward.pid")" 2>/dev/null \
+      || die "kubectl port-forward exited (log: $STATE_DIR/port-forward.log; is port $UI_PORT taken?)"
+    sleep 2
+  done
+}
+
+print_login() {
+  cat >&2 <<EOF
+
+  Airflow UI   http://127.0.0.1:$UI_PORT   (kubectl port-forward, pid $(cat "$STATE_DIR/port-forward.pid"))
+  login        admin / the AIRFLOW_ADMIN_PASSWORD in ${SECRETS_FILE#"$REPO"/}
+  run once     make k8s-run DATE=2024-01-01 [END=2024-01-31]
+  inspect      kubectl --context $KUBE_CONTEXT -n $NAMESPACE get pods
+
+EOF
+}

@@ -1,0 +1,138 @@
+"""Every DAG file parses cleanly, quickly, and carries what operations relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.dags
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS_DIR = REPO / "dags"
+DAG_FILES = sorted(DAGS_DIR.glob("*.py"))
+
+EXPECTED_DAG_IDS = {"apod_etl.py": "apod_etl", "apod_etl_k8s.py": "apod_etl_k8s"}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    return BundleDagBag(dag_folder=DAGS_DIR, bundle_path=DAGS_DIR)
+
+
+def test_the_dag_files_are_the_expected_ones():
+    assert [p.name for p in DAG_FILES] == sorted(EXPECTED_DAG_IDS)
+
+
+def test_dagbag_has_no_import_errors_and_only_the_dag_files(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) == set(EXPECTED_DAG_IDS.values())
+    # .airflowignore keeps the helper package out of DAG discovery.
+    assert sorted(Path(s.file).name for s in dagbag.dagbag_stats) == sorted(EXPECTED_DAG_IDS)
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_defines_its_dag_with_tags_owner_and_retries(dagbag, path):
+    dag = dagbag.dags.get(EXPECTED_DAG_IDS[path.name])
+    assert dag is not None
+    assert Path(dag.fileloc).name == path.name
+    assert "apod" in dag.tags
+    assert "start_date" in (dag.doc_md or "")
+    for task in dag.tasks:
+        assert task.owner == "apod", task.task_id
+        assert task.retries >= 1, task.task_id
+        assert task.execution_timeout is not None, task.task_id
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_is_thin(path):
+    """No I/O, no connections, no Variables at parse time: only a renderer is picked."""
+    source = path.read_text()
+    for forbidden in ("open(", "Variable", "Connection", "get_connection", "requests", "psycopg"):
+        assert forbidden not in source, forbidden
+    assert len(source.splitlines()) < 20
+    # The DAG processor's safe mode parses only files that mention both words.
+    assert "airflow" in source.lower()
+    assert "dag" in source.lower()
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_dag_file_imports_fast_in_a_fresh_interpreter(path, tmp_path):
+    """The file's own cost, on top of what the DAG processor has imported already.
+
+    The DAG processor pre-imports the airflow modules a DAG file uses before it forks a
+    parser ([dag_processor] parsing_pre_import_modules), so those are imported first.
+    """
+    code = f"""
+import json, sys, time, runpy
+import airflow.sdk
+import airflow.providers.docker.operators.docker
+import airflow.providers.cncf.kubernetes.operators.pod
+sys.path.insert(0, {str(DAGS_DIR)!r})
+started = time.perf_counter()
+namespace = runpy.run_path({str(path)!r})
+elapsed = time.perf_counter() - started
+print(json.dumps({{"elapsed": elapsed, "dag_id": namespace["dag"].dag_id}}))
+"""
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["dag_id"] == EXPECTED_DAG_IDS[path.name]
+    assert report["elapsed"] < 1.0, f"{path.name} took {report['elapsed']:.3f}s to import"
+
+
+def test_image_tag_default_is_the_project_version():
+    from apod_pipeline.settings import DEFAULT_IMAGE_TAG
+
+    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M)
+    assert version.group(1) == DEFAULT_IMAGE_TAG
+
+
+def test_exit_codes_match_the_steps():
+    from apod_pipeline import exit_codes
+
+    from apod_common import exit_codes as steps_codes
+
+    for name in ("USAGE", "BAD_INPUT", "UPSTREAM_REFUSED", "UPSTREAM_UNAVAILABLE", "NOTHING_TO_DO"):
+        assert getattr(exit_codes, name) == getattr(steps_codes, name), name
+    assert steps_codes.UPSTREAM_UNAVAILABLE not in exit_codes.NOT_RETRYABLE
+
+
+def test_settings_come_from_the_interface_variables():
+    from apod_pipeline.settings import ENV_NAMES, Settings
+
+    assert Settings.from_env({}) == Settings()
+    defaults = Settings()
+    assert (
+        defaults.image_tag,
+        defaults.api_url,
+        defaults.docker_url,
+        defaults.docker_network,
+        defaults.data_volume,
+        defaults.dvc_volume,
+        defaults.k8s_namespace,
+    ) == (
+        "0.1.0",
+        "https://api.nasa.gov/planetary/apod",
+        "unix://var/run/docker.sock",
+        "apod-net",
+        "apod-data",
+        "apod-dvc-remote",
+        "apod",
+    )
+    environ = {var: f"value-of-{var}" for var in ENV_NAMES.values()}
+    overridden = Settings.from_env(environ)
+    for name, var in ENV_NAMES.items():
+        assert getattr(overridden, name) == f"value-of-{var}"
+    # Empty means unset, as in a compose file's `${VAR:-}`.
+    assert Settings.from_env(dict.fromkeys(ENV_NAMES.values(), "")) == Settings()

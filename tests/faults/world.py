@@ -1,0 +1,368 @@
+"""One pipeline "world" for the fault tier: the four step images run with `docker run` on
+their own data volume and DVC remote volume, against one fresh Postgres database and the
+repository's APOD test server, as tests/docker/test_steps_by_hand.py runs them by hand.
+
+Secrets reach `docker run` by variable name (`-e NAME`), never by value, so the fault
+tier's process-list checks see exactly what a careful operator's command line shows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from support.services import Database, TestServer, docker, docker_volume, image
+
+from apod_common import layout
+
+CONTAINER_PREFIX = "apod-faults"
+# Small retry settings so that injected faults cost seconds, not minutes.
+FAST_EXTRACT = ("--backoff", "0.05", "--max-wait", "5", "--max-retries", "2", "--timeout", "5")
+CONTENT = (
+    "date",
+    "title",
+    "explanation",
+    "media_type",
+    "url",
+    "hdurl",
+    "thumbnail_url",
+    "copyright",
+    "service_version",
+)
+
+
+@dataclass
+class StepRun:
+    name: str
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def summary(self) -> dict:
+        lines = self.stdout.strip().splitlines()
+        return json.loads(lines[-1]) if lines else {}
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def expect(self, *codes: int) -> StepRun:
+        codes = codes or (0,)
+        assert self.returncode in codes, (
+            f"{self.name} exited {self.returncode}, expected {codes}:\n{self.stderr[-3000:]}"
+        )
+        return self
+
+
+@dataclass
+class Snapshot:
+    """Everything a run leaves behind that the tier compares between runs."""
+
+    rows: list[tuple]  # every column of every row, loaded_at and run_id included
+    csv: bytes
+    head: str
+    tree: str
+    commits: int
+    dvc_file: str
+
+    def content(self) -> list[tuple]:
+        return [row[: len(CONTENT)] for row in self.rows]
+
+
+@dataclass
+class World:
+    server: TestServer
+    db: Database
+    data: str  # docker volume at /data
+    remote: str  # docker volume at /dvc-remote (the DVC remote)
+    database_url: str = ""  # what APOD_DATABASE_URL holds for the loads (default db.url)
+    runs: list[StepRun] = field(default_factory=list)
+
+    # --- running the images -------------------------------------------------------------
+
+    def docker_args(
+        self,
+        name: str,
+        args: tuple[str, ...],
+        env: dict[str, str] | None,
+        remote: str | None,
+        extra: tuple[str, ...],
+        container: str | None,
+    ) -> tuple[list[str], dict[str, str]]:
+        env = {"APOD_API_URL": self.server.url, **(env or {})}
+        if name == "load":
+            env.setdefault("APOD_DATABASE_URL", self.database_url or self.db.url)
+        flags = ["run", "--rm", "--network", "host", "-v", f"{self.data}:/data", *extra]
+        if container:
+            flags += ["--name", container]
+        if remote:
+            flags += ["-v", f"{self.remote}:/dvc-remote" + (":ro" if remote == "ro" else "")]
+        for key in env:
+            flags += ["-e", key]  # by name: the value never reaches a command line
+        return [*flags, image(name), *args], {**os.environ, **env}
+
+    def step(
+        self,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        remote: str | None = None,
+        extra: tuple[str, ...] = (),
+        label: str | None = None,
+    ) -> StepRun:
+        argv, full_env = self.docker_args(name, args, env, remote, extra, None)
+        started = time.monotonic()
+        result = docker(*argv, env=full_env, check=False)
+        run = StepRun(
+            label or name,
+            result.returncode,
+            result.stdout,
+            result.stderr,
+            time.monotonic() - started,
+        )
+        self.runs.append(run)
+        return run
+
+    @contextlib.contextmanager
+    def running(
+        self,
+        name: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+        remote: str | None = None,
+    ) -> Iterator[RunningStep]:
+        """A step started in the background, for tests that stop or kill it midway."""
+        container = f"{CONTAINER_PREFIX}-{secrets.token_hex(4)}"
+        argv, full_env = self.docker_args(name, args, env, remote, (), container)
+        process = subprocess.Popen(
+            ["docker", *argv],
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        step = RunningStep(name, container, process)
+        try:
+            yield step
+        finally:
+            if process.poll() is None:
+                docker("kill", container, check=False)
+            step.finish()
+            self.runs.append(step.result)
+
+    def extract(self, run_id: str, start: str, end: str | None = None, *args: str, **kw):
+        return self.step(
+            "extract",
+            "--start",
+            start,
+            "--end",
+            end or start,
+            "--run-id",
+            run_id,
+            *FAST_EXTRACT,
+            *args,
+            label="extract",
+            **kw,
+        )
+
+    def transform(self, run_id: str, *args: str, **kw) -> StepRun:
+        return self.step("transform", "--run-id", run_id, *args, label="transform", **kw)
+
+    def load_postgres(self, run_id: str, *args: str, **kw) -> StepRun:
+        return self.step("load", "postgres", "--run-id", run_id, *args, label="load_postgres", **kw)
+
+    def load_csv(self, run_id: str, *args: str, **kw) -> StepRun:
+        return self.step("load", "csv", "--run-id", run_id, *args, label="load_csv", **kw)
+
+    def version(self, run_id: str, *args: str, remote: str | None = "rw", **kw) -> StepRun:
+        env = {"APOD_DVC_REMOTE": "/dvc-remote", **(kw.pop("env", None) or {})}
+        return self.step(
+            "version",
+            "--run-id",
+            run_id,
+            "--init-repo",
+            *args,
+            env=env,
+            remote=remote,
+            label="version",
+            **kw,
+        )
+
+    def loads(self, run_id: str, env: dict[str, str] | None = None) -> tuple[StepRun, StepRun]:
+        """The two loads side by side, as the DAG runs them."""
+        results: dict[str, StepRun] = {}
+        threads = [
+            threading.Thread(
+                target=lambda: results.__setitem__("pg", self.load_postgres(run_id, env=env))
+            ),
+            threading.Thread(target=lambda: results.__setitem__("csv", self.load_csv(run_id))),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return results["pg"], results["csv"]
+
+    def pipeline(
+        self,
+        run_id: str,
+        start: str,
+        end: str | None = None,
+        *,
+        transform_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> dict[str, StepRun]:
+        """extract, transform, both loads, version; each must succeed (or have nothing to do)."""
+        steps = {"extract": self.extract(run_id, start, end, env=env).expect(0)}
+        steps["transform"] = self.transform(run_id, *transform_args, env=env).expect(0)
+        steps["load_postgres"], steps["load_csv"] = self.loads(run_id, env=env)
+        steps["load_postgres"].expect(0)
+        steps["load_csv"].expect(0)
+        steps["version"] = self.version(run_id, env=env).expect(0, 99)
+        return steps
+
+    # --- looking at what the runs left --------------------------------------------------
+
+    @property
+    def mountpoint(self) -> Path:
+        return volume_path(self.data)
+
+    def path(self, rel: str) -> Path:
+        return self.mountpoint / rel
+
+    def read(self, rel: str) -> bytes:
+        return self.path(rel).read_bytes()
+
+    def csv_bytes(self) -> bytes:
+        path = self.path(layout.CSV_NAME)
+        return path.read_bytes() if path.exists() else b""
+
+    def sh(self, script: str, remote: bool = False) -> str:
+        """A shell in the version image (git, dvc) on the volumes, as the step's own uid."""
+        flags = ["run", "--rm", "-v", f"{self.data}:/data", "-w", "/data"]
+        if remote:
+            flags += ["-v", f"{self.remote}:/dvc-remote:ro"]
+        return docker(*flags, "--entrypoint", "sh", image("version"), "-c", script).stdout
+
+    def git(self, *args: str) -> str:
+        quoted = " ".join(_shell_quote(a) for a in args)
+        return self.sh(f"git {quoted}")
+
+    def rows(self) -> list[tuple]:
+        if not self.db.query("SELECT to_regclass('apod.apod_entries')")[0][0]:
+            return []
+        return self.db.query(
+            "SELECT date::text, title, explanation, media_type, url, hdurl, thumbnail_url, "
+            "copyright, service_version, run_id, extracted_at::text, loaded_at::text "
+            "FROM apod.apod_entries ORDER BY date"
+        )
+
+    def snapshot(self) -> Snapshot:
+        out = self.sh(
+            "git rev-parse HEAD HEAD^{tree} && git rev-list --count HEAD && "
+            "git cat-file blob HEAD:apod_data.csv.dvc"
+        )
+        head, tree, commits, *dvc_lines = out.splitlines()
+        return Snapshot(
+            rows=self.rows(),
+            csv=self.csv_bytes(),
+            head=head,
+            tree=tree,
+            commits=int(commits),
+            dvc_file="\n".join(dvc_lines),
+        )
+
+
+@dataclass
+class RunningStep:
+    name: str
+    container: str
+    process: subprocess.Popen
+    result: StepRun | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def host_pid(self, timeout: float = 60) -> int:
+        """The step's process (the container's pid 1) as the host sees it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            probe = docker("inspect", "-f", "{{.State.Pid}}", self.container, check=False)
+            pid = int(probe.stdout.strip() or 0) if probe.returncode == 0 else 0
+            if pid:
+                return pid
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{self.name} container {self.container} never started")
+
+    def signal(self, signum: int) -> None:
+        try:
+            os.kill(self.host_pid(), signum)
+        except PermissionError:  # not root on the host: let the daemon deliver it
+            docker("kill", "--signal", signal.Signals(signum).name, self.container)
+
+    def finish(self, timeout: float = 300) -> StepRun:
+        if self.result is None:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+            self.result = StepRun(
+                self.name,
+                self.process.returncode,
+                stdout,
+                stderr,
+                time.monotonic() - self.started,
+            )
+        return self.result
+
+
+def _shell_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def volume_path(volume: str) -> Path:
+    """Where the daemon keeps a named volume; the tier reads (never writes) results there."""
+    return Path(docker("volume", "inspect", "-f", "{{.Mountpoint}}", volume).stdout.strip())
+
+
+def volume_readable(volume: str) -> bool:
+    return os.access(volume_path(volume), os.R_OK | os.X_OK)
+
+
+@contextlib.contextmanager
+def world(server: TestServer, db: Database, label: str) -> Iterator[World]:
+    """Fresh data and DVC-remote volumes for one scenario group; removed afterwards."""
+    with (
+        docker_volume(f"apod-faults-{label}-data") as data,
+        docker_volume(f"apod-faults-{label}-dvc") as remote,
+    ):
+        # The volumes must be filled by a container first (that copies /data's owner
+        # into them), so the host only ever reads them.
+        for volume, target in ((data, "/data"), (remote, "/dvc-remote")):
+            docker(
+                "run", "--rm", "-v", f"{volume}:{target}", "--entrypoint", "true", image("version")
+            )
+        if not volume_readable(data):
+            import pytest
+
+            pytest.skip("the fault tier reads docker volumes on the host: run it as root")
+        yield World(server=server, db=db, data=data, remote=remote)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,322 @@
+"""`airflow dags test apod_etl <date>` end to end on the real Docker engine.
+
+A throwaway AIRFLOW_HOME (sqlite), the step images, the repository's APOD test server,
+a fresh Postgres database prepared by `apod-load init-db`, and two Docker volumes (data,
+DVC remote) created and removed here. Containers use the host network so 127.0.0.1
+means the same thing to them as to the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+from support.services import (
+    REPO,
+    apod_test_server,
+    docker,
+    docker_volume,
+    fresh_database,
+    image,
+    pg_admin_env,
+    require_images,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
+
+DATE = "2024-01-02"
+RANGE = ("2024-01-01", "2024-01-10")
+TASKS = {"extract", "transform", "load_postgres", "load_csv", "version"}
+AIRFLOW = Path(sys.executable).with_name("airflow")
+
+
+def admin_password() -> str:
+    passfile = Path(pg_admin_env()["PGPASSFILE"])
+    return passfile.read_text().strip().split(":", 4)[4]
+
+
+def init_db(db, loader_role: str, loader_password: str) -> None:
+    """`apod-load init-db` as the server's superuser: schema, table and the loader role."""
+    admin_url = (
+        f"postgresql://postgres:{quote(admin_password(), safe='')}@{db.host}:{db.port}/{db.name}"
+    )
+    env = {**os.environ, "APOD_DATABASE_URL": admin_url, "APOD_LOADER_PASSWORD": loader_password}
+    result = docker(
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-e",
+        "APOD_DATABASE_URL",
+        "-e",
+        "APOD_LOADER_PASSWORD",
+        image("load"),
+        "init-db",
+        "--loader-role",
+        loader_role,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def admin_query(dbname: str, query) -> list[tuple]:
+    """As the server's superuser: init-db made the schema, the database owner cannot read it."""
+    import psycopg
+
+    admin = pg_admin_env()
+    with psycopg.connect(
+        host=admin["PGHOST"],
+        port=admin["PGPORT"],
+        user=admin["PGUSER"],
+        dbname=dbname,
+        passfile=admin["PGPASSFILE"],
+        autocommit=True,
+    ) as conn:
+        cursor = conn.execute(query)
+        return cursor.fetchall() if cursor.description else []
+
+
+def drop_role(role: str) -> None:
+    from psycopg import sql
+
+    admin_query("postgres", sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def volume_cat(volume: str, path: str) -> str:
+    return docker(
+        "run", "--rm", "-v", f"{volume}:/data", "--entrypoint", "cat", image("version"), path
+    ).stdout
+
+
+def volume_git(volume: str, *args: str) -> str:
+    return docker(
+        "run",
+        "--rm",
+        "-v",
+        f"{volume}:/data",
+        "-w",
+        "/data",
+        "--entrypoint",
+        "git",
+        image("version"),
+        "-c",
+        "safe.directory=/data",
+        *args,
+    ).stdout
+
+
+def airflow(env: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(AIRFLOW), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=env["AIRFLOW_HOME"],
+    )
+
+
+def task_states(home: Path) -> dict[str, str]:
+    """The task states of the latest `apod_etl` run."""
+    with sqlite3.connect(home / "airflow.db") as conn:
+        rows = conn.execute(
+            "SELECT task_id, state FROM task_instance WHERE dag_id = 'apod_etl' AND run_id ="
+            " (SELECT run_id FROM dag_run WHERE dag_id = 'apod_etl' ORDER BY id DESC LIMIT 1)"
+        ).fetchall()
+    return dict(rows)
+
+
+def stored_text(home: Path) -> str:
+    """Everything Airflow kept about the runs: rendered fields, XComs, task logs."""
+    parts = []
+    with sqlite3.connect(home / "airflow.db") as conn:
+        for table, column in (
+            ("rendered_task_instance_fields", "rendered_fields"),
+            ("xcom", "value"),
+        ):
+            parts += [str(row[0]) for row in conn.execute(f"SELECT {column} FROM {table}")]
+    for log in (home / "logs").rglob("*"):
+        if log.is_file():
+            parts.append(log.read_text(errors="replace"))
+    return "\n".join(parts)
+
+
+def rendered_fields(home: Path) -> dict[str, dict]:
+    with sqlite3.connect(home / "airflow.db") as conn:
+        rows = conn.execute(
+            "SELECT task_id, rendered_fields FROM rendered_task_instance_fields"
+            " WHERE dag_id = 'apod_etl' AND run_id ="
+            " (SELECT run_id FROM dag_run WHERE dag_id = 'apod_etl' ORDER BY id DESC LIMIT 1)"
+        ).fetchall()
+    return {task_id: json.loads(fields) for task_id, fields in rows}
+
+
+def xcom_summaries(home: Path) -> dict[str, dict]:
+    with sqlite3.connect(home / "airflow.db") as conn:
+        rows = conn.execute(
+            "SELECT task_id, value FROM xcom WHERE dag_id = 'apod_etl' AND key = 'return_value'"
+        ).fetchall()
+    summaries = {}
+    for task_id, value in rows:
+        decoded = json.loads(value)
+        summaries[task_id] = json.loads(decoded) if isinstance(decoded, str) else decoded
+    return summaries
+
+
+def csv_dates(text: str) -> list[str]:
+    return [row["date"] for row in csv.DictReader(io.StringIO(text))]
+
+
+@pytest.fixture
+def airflow_home(tmp_path):
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    return home
+
+
+def test_dags_test_runs_the_pipeline_and_a_rerun_changes_nothing(airflow_home, monkeypatch):
+    require_images("extract", "transform", "load", "version")
+    if not AIRFLOW.exists():
+        pytest.skip(f"no airflow CLI at {AIRFLOW}")
+    # A fresh named volume takes the owner of the image's mount point; without one it
+    # is root's, and version (uid 10001) could not push to the DVC remote.
+    owner = docker(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "stat",
+        image("version"),
+        "-c",
+        "%u",
+        "/dvc-remote",
+        check=False,
+    )
+    assert owner.stdout.strip() == "10001", "apod-version needs /dvc-remote owned by uid 10001"
+    nasa_key = "canary-key-" + secrets.token_hex(8)
+    # The test server accepts the canary key only: extract gets it from the connection
+    # through private_environment, or every request is refused.
+    monkeypatch.setenv("APOD_TESTSERVER_VALID_KEYS", nasa_key)
+    monkeypatch.setenv("APOD_TESTSERVER_INVALID_KEYS", "DEMO_KEY")
+    loader_role = "apod_dagstest_loader_" + secrets.token_hex(4)
+    loader_password = "pw:@/" + secrets.token_hex(12)  # URI-special characters on purpose
+    with contextlib.ExitStack() as stack:
+        # Unwound last-in first-out: the role goes once the database it has grants in is gone.
+        stack.callback(drop_role, loader_role)
+        server = stack.enter_context(apod_test_server())
+        db = stack.enter_context(fresh_database("apod_dagstest"))
+        data = stack.enter_context(docker_volume("apod-dagstest-data"))
+        remote = stack.enter_context(docker_volume("apod-dagstest-dvc"))
+        init_db(db, loader_role, loader_password)
+        env = {
+            **os.environ,
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",
+            "APOD_DOCKER_NETWORK": "host",
+            "APOD_DATA_VOLUME": data,
+            "APOD_DVC_VOLUME": remote,
+            "APOD_API_URL": server.url,
+            "AIRFLOW_CONN_APOD_NASA_API": json.dumps(
+                {"conn_type": "http", "host": "api.nasa.gov", "password": nasa_key}
+            ),
+            "AIRFLOW_CONN_APOD_DB": (
+                f"postgres://{loader_role}:{quote(loader_password, safe='')}"
+                f"@{db.host}:{db.port}/{db.name}"
+            ),
+        }
+        migrated = airflow(env, "db", "migrate")
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+
+        first = airflow(env, "dags", "test", "apod_etl", DATE)
+        states = task_states(airflow_home)
+        assert states == dict.fromkeys(TASKS, "success"), first.stderr[-5000:]
+
+        csv_text = volume_cat(data, "/data/apod_data.csv")
+        assert csv_dates(csv_text) == [DATE]
+        rows = admin_query(db.name, "SELECT date::text FROM apod.apod_entries ORDER BY date")
+        assert [r[0] for r in rows] == [DATE]
+        summaries = xcom_summaries(airflow_home)
+        assert summaries["extract"]["status"] == "ok"
+        assert summaries["version"]["status"] == "ok"
+        rendered = rendered_fields(airflow_home)
+        assert set(rendered) == TASKS
+        assert rendered["extract"]["command"][:4] == ["--start", DATE, "--end", DATE]
+        assert rendered["extract"]["environment"] == {"APOD_API_URL": server.url}
+        assert rendered["load_postgres"]["environment"] == {}
+
+        log = volume_git(data, "log", "--format=%H")
+        head_files = volume_git(data, "show", "--name-only", "--format=", "HEAD").split()
+        assert "apod_data.csv.dvc" in head_files
+        assert "apod_data.csv" not in head_files
+        assert volume_git(data, "ls-files").split().count("apod_data.csv") == 0
+
+        # Same date again: nothing new, so version exits 99 and is skipped.
+        second = airflow(env, "dags", "test", "apod_etl", DATE)
+        states = task_states(airflow_home)
+        expected = dict.fromkeys(TASKS - {"version"}, "success") | {"version": "skipped"}
+        assert states == expected, second.stderr[-5000:]
+        assert volume_git(data, "log", "--format=%H") == log
+        assert volume_cat(data, "/data/apod_data.csv") == csv_text
+        assert admin_query(db.name, "SELECT count(*) FROM apod.apod_entries")[0][0] == 1
+
+        # A manual backfill of a range in one run, through the params.
+        conf = json.dumps({"start_date": RANGE[0], "end_date": RANGE[1]})
+        third = airflow(env, "dags", "test", "--conf", conf, "apod_etl", "2024-02-01")
+        states = task_states(airflow_home)
+        assert states == dict.fromkeys(TASKS, "success"), third.stderr[-5000:]
+        served_range = requests.get(
+            server.url,
+            params={"api_key": nasa_key, "start_date": RANGE[0], "end_date": RANGE[1]},
+            timeout=10,
+        ).json()
+        expected_dates = [e["date"] for e in served_range]
+        assert len(expected_dates) > 1
+        assert csv_dates(volume_cat(data, "/data/apod_data.csv")) == expected_dates
+        rows = admin_query(db.name, "SELECT date::text FROM apod.apod_entries ORDER BY date")
+        assert [r[0] for r in rows] == expected_dates
+        assert len(volume_git(data, "log", "--format=%H").split()) == len(log.split()) + 1
+
+        # No secret value anywhere Airflow stores or shows things.
+        kept = stored_text(airflow_home) + "".join(
+            r.stdout + r.stderr for r in (first, second, third)
+        )
+        for secret in (nasa_key, loader_password, quote(loader_password, safe="")):
+            assert secret not in kept
+
+
+def test_bad_input_fails_at_once_and_the_container_is_removed(monkeypatch, tmp_path):
+    """The retry policy reads the real provider's failure for a real container's exit 3."""
+    require_images("transform")
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    from airflow.providers.docker.exceptions import DockerContainerFailedException
+    from airflow.sdk import RetryAction
+    from apod_pipeline import docker as docker_dag
+    from apod_pipeline.rendering import render_context
+    from apod_pipeline.settings import Settings
+
+    with docker_volume("apod-dagstest-empty") as data:
+        dag = docker_dag.dag(Settings(docker_network="host", data_volume=data))
+        task = dag.get_task("transform")  # no raw batch on an empty volume: exit 3
+        task.render_template_fields(
+            render_context(dag, task, run_id="manual__nothing", logical_date=DATE)
+        )
+        with pytest.raises(DockerContainerFailedException) as failure:
+            task.execute({})
+        decision = task.retry_policy.evaluate(failure.value, 1, 4)
+        assert decision.action == RetryAction.FAIL, str(failure.value)
+        left = docker("ps", "-aq", "--filter", f"volume={data}").stdout
+        assert left.strip() == ""

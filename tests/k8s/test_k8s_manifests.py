@@ -1,0 +1,340 @@
+"""k8s/: every overlay builds with a real kustomize, validates against the Kubernetes
+schemas (strict), meets the restricted Pod Security Standard, and references Secrets
+that the up scripts create and nothing commits."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from k8s_pss import project_violations, restricted_violations
+from k8s_render import (
+    K8S_VERSION,
+    NAMESPACE,
+    OVERLAYS,
+    REPO,
+    SECRET_NAMES,
+    by_kind_name,
+    config_maps,
+    containers,
+    kustomize_command,
+    kustomize_version,
+    pod_spec,
+    render_overlay,
+    secret_refs,
+    validate,
+)
+
+pytestmark = pytest.mark.k8s
+
+sys.path.insert(0, str(REPO / "scripts"))
+import k8s_secrets  # noqa: E402 - scripts/ is no package
+
+VERSION = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
+AIRFLOW_DEPLOYMENTS = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
+EXPECTED = {
+    ("Namespace", "apod"),
+    ("ServiceAccount", "apod-airflow"),
+    ("Role", "apod-airflow-pod-launcher"),
+    ("RoleBinding", "apod-airflow-pod-launcher"),
+    ("Service", "postgres"),
+    ("Service", "airflow-api-server"),
+    ("StatefulSet", "postgres"),
+    ("PersistentVolumeClaim", "apod-data"),
+    ("PersistentVolumeClaim", "apod-dvc-remote"),
+    ("Job", "apod-db-init"),
+    ("Job", "airflow-db-migrate"),
+    *(("Deployment", name) for name in AIRFLOW_DEPLOYMENTS),
+}
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request) -> tuple[str, list[dict]]:
+    if kustomize_command() is None:
+        pytest.skip(
+            "no kubectl or kustomize on PATH (the Debian/PyPI kubectl has kustomize built in)"
+        )
+    return request.param, render_overlay(request.param)
+
+
+def workloads(objs: list[dict]) -> list[tuple[str, dict]]:
+    return [(f"{o['kind']}/{o['metadata']['name']}", pod_spec(o)) for o in objs if pod_spec(o)]
+
+
+def test_overlay_builds_with_kustomize(overlay):
+    name, objs = overlay
+    print(f"kustomize: {kustomize_version()}")
+    found = {(o["kind"], o["metadata"]["name"]) for o in objs if o["kind"] != "ConfigMap"}
+    assert found == EXPECTED
+    assert {o["metadata"].get("namespace") for o in objs if o["kind"] != "Namespace"} == {NAMESPACE}
+    assert all(o["metadata"]["labels"]["apod.pipeline/cluster"] == name for o in objs)
+
+
+def test_every_object_validates_against_the_pinned_schemas_strictly(overlay):
+    _, objs = overlay
+    for obj in objs:
+        validate(obj)  # raises kubernetes_validate.ValidationError
+
+
+def test_the_validator_rejects_what_a_cluster_would(overlay):
+    import kubernetes_validate
+
+    _, objs = overlay
+    deployment = by_kind_name(objs)[("Deployment", "airflow-scheduler")]
+    typo = copy.deepcopy(deployment)
+    typo["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "IfNotPresent"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(typo)
+    nameless = copy.deepcopy(deployment)
+    del nameless["spec"]["template"]["spec"]["containers"][0]["name"]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(nameless)
+
+
+def test_namespace_enforces_the_restricted_standard(overlay):
+    _, objs = overlay
+    labels = by_kind_name(objs)[("Namespace", NAMESPACE)]["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+        assert labels[f"pod-security.kubernetes.io/{mode}-version"] == "v" + K8S_VERSION[:4]
+
+
+def test_every_workload_meets_restricted_and_the_project_rules(overlay):
+    _, objs = overlay
+    found = workloads(objs)
+    assert len(found) == 6
+    for where, spec in found:
+        assert restricted_violations(spec) == [], where
+        assert project_violations(spec, VERSION) == [], where
+        writable = {m["mountPath"] for c in containers(spec) for m in c.get("volumeMounts", [])}
+        assert "/tmp" in writable, f"{where}: a read-only root needs an emptyDir on /tmp"
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("containers", 0, "securityContext", "allowPrivilegeEscalation"), True),
+        (("containers", 0, "securityContext", "capabilities", "drop"), ["NET_RAW"]),
+        (("containers", 0, "securityContext", "capabilities", "add"), ["SYS_ADMIN"]),
+        (("containers", 0, "securityContext", "runAsUser"), 0),
+        (("containers", 0, "securityContext", "runAsNonRoot"), False),
+        (("containers", 0, "securityContext", "privileged"), True),
+        (("containers", 0, "securityContext", "seccompProfile"), {"type": "Unconfined"}),
+        (("securityContext", "seccompProfile"), None),
+        (("securityContext", "runAsNonRoot"), None),
+        (("hostNetwork",), True),
+        (("volumes", 0), {"name": "host", "hostPath": {"path": "/"}}),
+    ],
+)
+def test_the_restricted_check_can_fail(path, value):
+    """Each rule of the checker catches its breach (so a clean result means something)."""
+    spec = pod_spec(by_kind_name(render_overlay("kind"))[("Deployment", "airflow-api-server")])
+    spec = copy.deepcopy(spec)
+    target = spec
+    for key in path[:-1]:
+        target = target[key]
+    if value is None:
+        target.pop(path[-1], None)
+        if path[-1] == "seccompProfile":
+            for c in containers(spec):
+                c["securityContext"].pop("seccompProfile", None)
+    else:
+        target[path[-1]] = value
+    assert restricted_violations(spec) != []
+
+
+def test_no_secret_is_committed_and_every_reference_is_created_by_the_scripts(overlay):
+    _, objs = overlay
+    assert not [o for o in objs if o["kind"] == "Secret"]
+    for path in (REPO / "k8s").rglob("*.yaml"):
+        assert not re.search(r"^kind:\s*Secret\s*$", path.read_text(), re.M), path
+    created = k8s_secrets.secret_data({name: "x" for name in k8s_secrets.GENERATED})
+    for where, spec in workloads(objs):
+        for secret, key in secret_refs(spec):
+            assert secret in SECRET_NAMES, where
+            assert key in created[secret], f"{where}: {secret}/{key} is never created"
+
+
+def test_configmap_references_resolve(overlay):
+    _, objs = overlay
+    maps = config_maps(objs)
+    for where, spec in workloads(objs):
+        for c in containers(spec):
+            for source in c.get("envFrom", []):
+                assert source["configMapRef"]["name"] in maps, where
+        for volume in spec.get("volumes", []):
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in maps, where
+
+
+def test_volumes_are_single_node_rwo_claims_on_the_overlays_storage_class(overlay):
+    _, objs = overlay
+    claims = [o["spec"] for o in objs if o["kind"] == "PersistentVolumeClaim"]
+    claims += [
+        t["spec"]
+        for o in objs
+        if o["kind"] == "StatefulSet"
+        for t in o["spec"].get("volumeClaimTemplates", [])
+    ]
+    assert len(claims) == 3
+    for claim in claims:
+        assert claim["accessModes"] == ["ReadWriteOnce"]
+        assert claim["storageClassName"] == "standard"
+
+
+def test_only_the_scheduler_holds_an_api_token_for_the_pod_launching_role(overlay):
+    _, objs = overlay
+    index = by_kind_name(objs)
+    for where, spec in workloads(objs):
+        if where == "Deployment/airflow-scheduler":
+            assert spec["serviceAccountName"] == "apod-airflow"
+            assert spec["automountServiceAccountToken"] is True
+        else:
+            assert spec.get("serviceAccountName", "default") == "default", where
+            assert spec["automountServiceAccountToken"] is False, where
+    assert index[("ServiceAccount", "apod-airflow")].get("automountServiceAccountToken") is False
+    binding = index[("RoleBinding", "apod-airflow-pod-launcher")]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "apod-airflow-pod-launcher",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "apod-airflow", "namespace": NAMESPACE}
+    ]
+    rules = {
+        (group, resource, verb)
+        for rule in index[("Role", "apod-airflow-pod-launcher")]["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert rules == {
+        ("", "pods", "create"),
+        ("", "pods", "get"),
+        ("", "pods", "list"),
+        ("", "pods", "patch"),
+        ("", "pods", "delete"),
+        ("", "pods/log", "get"),
+        ("", "events", "list"),
+    }
+    assert not [o for o in objs if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+
+
+# CoreV1Api method -> (resource, verb) the API server authorises.
+_CALL_VERBS = {"create": "create", "read": "get", "list": "list", "patch": "patch"}
+_CALL_VERBS |= {"delete": "delete", "connect_get": "create", "replace": "update"}
+
+
+def test_the_role_grants_every_call_kubernetes_pod_operator_makes():
+    """Scan the installed provider's synchronous pod-launching code for its API calls."""
+    provider = pytest.importorskip("airflow.providers.cncf.kubernetes")
+    root = Path(provider.__file__).parent
+    source = (root / "operators" / "pod.py").read_text() + (
+        root / "utils" / "pod_manager.py"
+    ).read_text()
+    calls = set(
+        re.findall(
+            r"\.(create|read|list|patch|delete|connect_get|replace)_namespaced_(\w+)\b", source
+        )
+    )
+    assert calls, "no API calls found: the provider's layout changed"
+    resources = {"pod": "pods", "pod_log": "pods/log", "event": "events", "pod_exec": "pods/exec"}
+    needed = {(resources[res], _CALL_VERBS[verb]) for verb, res in calls}
+    role = by_kind_name(render_overlay("kind"))[("Role", "apod-airflow-pod-launcher")]
+    granted = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
+    # pods/exec is only for the XCom sidecar (do_xcom_push) and Istio, neither used here.
+    from apod_pipeline.kubernetes import pod_kwargs
+    from apod_pipeline.settings import Settings
+    from apod_pipeline.steps import steps
+
+    assert all(pod_kwargs(s, Settings())["do_xcom_push"] is False for s in steps(Settings()))
+    assert needed - {("pods/exec", "create")} <= granted
+    assert granted <= needed
+
+
+def test_airflow_containers_share_one_configuration(overlay):
+    _, objs = overlay
+    index = by_kind_name(objs)
+    settings = config_maps(objs)
+    (config_name,) = [n for n in settings if n.startswith("apod-airflow-config")]
+    config = settings[config_name]
+    assert config["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert config["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
+        "http://airflow-api-server:8080/execution/"
+    )
+    assert config["APOD_IMAGE_TAG"] == VERSION
+    service = index[("Service", "airflow-api-server")]["spec"]
+    assert service["ports"][0]["port"] == 8080
+    secret_envs = {}
+    for name in AIRFLOW_DEPLOYMENTS:
+        (container,) = pod_spec(index[("Deployment", name)])["containers"]
+        assert container["envFrom"] == [{"configMapRef": {"name": config_name}}]
+        env = {e["name"]: e.get("valueFrom", e.get("value")) for e in container["env"]}
+        assert env["APOD_K8S_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+        secret_envs[name] = {
+            k: v for k, v in env.items() if k.startswith("AIRFLOW__") and isinstance(v, dict)
+        }
+    first = secret_envs[AIRFLOW_DEPLOYMENTS[0]]
+    assert "AIRFLOW__API_AUTH__JWT_SECRET" in first
+    assert all(envs == first for envs in secret_envs.values())
+
+
+def test_scripts_parse_and_pass_shellcheck_when_available():
+    scripts = sorted((REPO / "scripts").glob("k8s-*.sh"))
+    assert {p.name for p in scripts} >= {
+        "k8s-kind-up.sh",
+        "k8s-minikube-up.sh",
+        "k8s-run.sh",
+        "k8s-kind-down.sh",
+        "k8s-minikube-down.sh",
+    }
+    for script in scripts:
+        subprocess.run(["bash", "-n", str(script)], check=True)
+        if script.name != "k8s-lib.sh":
+            assert os.access(script, os.X_OK), script
+    if shutil.which("shellcheck"):
+        result = subprocess.run(
+            ["shellcheck", "-x", *map(str, scripts)], capture_output=True, text=True, cwd=REPO
+        )
+        assert result.returncode == 0, result.stdout
+
+
+def test_secrets_file_is_private_stable_and_never_printed(tmp_path: Path):
+    env_file = tmp_path / "k8s" / ".secrets.env"
+    script = [sys.executable, str(REPO / "scripts" / "k8s_secrets.py")]
+    env = {**os.environ, "NASA_API_KEY": "test-nasa-key"}
+    first = subprocess.run(
+        [*script, "init", str(env_file)], capture_output=True, text=True, env=env
+    )
+    assert first.returncode == 0, first.stderr
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    values = k8s_secrets.read_env(env_file)
+    assert set(values) == set(k8s_secrets.GENERATED)
+    assert values["NASA_API_KEY"] == "test-nasa-key"
+    assert len(set(values.values())) == len(values)  # every secret its own random value
+
+    again = subprocess.run([*script, "init", str(env_file)], capture_output=True, text=True)
+    assert again.returncode == 0
+    assert k8s_secrets.read_env(env_file) == values
+
+    rendered = subprocess.run(
+        [*script, "render", str(env_file), str(tmp_path / "out")], capture_output=True, text=True
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    for name, keys in k8s_secrets.secret_data(values).items():
+        folder = tmp_path / "out" / name
+        assert sorted(p.name for p in folder.iterdir()) == sorted(keys)
+        for key, value in keys.items():
+            assert (folder / key).read_text() == value
+            assert stat.S_IMODE((folder / key).stat().st_mode) == 0o600
+    output = first.stdout + first.stderr + again.stderr + rendered.stdout + rendered.stderr
+    assert not [v for v in values.values() if v in output]
+    assert (REPO / "k8s" / ".gitignore").read_text().splitlines().count(".secrets.env") == 1
