@@ -3,7 +3,7 @@
 # ensure-base-image.sh picks (the official python:3.11-slim-bookworm when a registry
 # answers, a locally bootstrapped equivalent otherwise).
 #
-#   scripts/build-images.sh                 # the four steps + the APOD test server
+#   scripts/build-images.sh                 # the four steps, the APOD test server, Airflow
 #   scripts/build-images.sh airflow load    # just these
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ LOG_DIR=".cache/build-logs"
 mkdir -p "$LOG_DIR"
 
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(extract transform load version testserver)
+[ ${#names[@]} -gt 0 ] || names=(extract transform load version testserver airflow)
 
 for name in "${names[@]}"; do
   dockerfile="images/$name/Dockerfile"

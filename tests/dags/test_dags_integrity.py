@@ -99,9 +99,8 @@ def test_image_tag_default_is_the_project_version():
 
 
 def test_exit_codes_match_the_steps():
-    from apod_pipeline import exit_codes
-
     from apod_common import exit_codes as steps_codes
+    from apod_pipeline import exit_codes
 
     for name in ("USAGE", "BAD_INPUT", "UPSTREAM_REFUSED", "UPSTREAM_UNAVAILABLE", "NOTHING_TO_DO"):
         assert getattr(exit_codes, name) == getattr(steps_codes, name), name

@@ -184,8 +184,9 @@ def test_step_arguments(any_dag, task_id, arguments):
 def test_retry_policy_fails_at_once_on_exit_codes_retrying_cannot_fix(k8s_dag):
     from airflow.providers.docker.exceptions import DockerContainerFailedException
     from airflow.sdk import RetryAction
-    from apod_pipeline.retry import DOCKER_RETRY_POLICY, POD_RETRY_POLICY
     from kubernetes.client import models as k8s
+
+    from apod_pipeline.retry import DOCKER_RETRY_POLICY, POD_RETRY_POLICY
 
     def docker_failure(code):
         # The message DockerOperator raises (providers/docker/operators/docker.py).

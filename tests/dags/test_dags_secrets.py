@@ -140,6 +140,7 @@ def test_missing_nasa_connection_means_demo_key_and_missing_db_fails_fast(docker
 )
 def test_postgres_uri_quotes_every_part(fields, expected):
     import psycopg.conninfo
+
     from apod_pipeline.secrets import postgres_uri
 
     uri = postgres_uri(**fields)
@@ -153,6 +154,7 @@ def test_postgres_uri_quotes_every_part(fields, expected):
 @pytest.mark.parametrize("missing", ["host", "database"])
 def test_postgres_uri_names_the_missing_field_not_the_password(missing):
     from airflow.sdk.exceptions import AirflowFailException
+
     from apod_pipeline.secrets import postgres_uri
 
     fields = {"host": "db", "port": 5432, "database": "apod", "login": "u", "password": "s3cret"}

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support.services import Database, TestServer, docker, docker_volume, image
+from support.services import Database, TestServer, docker, docker_volume, fresh_database, image
 
 from apod_common import layout
 
@@ -248,6 +248,26 @@ class World:
         path = self.path(layout.CSV_NAME)
         return path.read_bytes() if path.exists() else b""
 
+    def put(self, rel: str, data: bytes) -> None:
+        """Write a file on the data volume through a container, as the steps' own uid
+        (the host never writes into the volumes)."""
+        script = 'mkdir -p "$(dirname "$1")" && cat > "$1.part" && mv "$1.part" "$1"'
+        flags = ["run", "--rm", "-i", "-v", f"{self.data}:/data", "--entrypoint", "sh"]
+        subprocess.run(
+            ["docker", *flags, image("version"), "-c", script, "sh", f"/data/{rel}"],
+            input=data,
+            capture_output=True,
+            check=True,
+            timeout=300,
+        )
+
+    def remote_files(self) -> set[str]:
+        """The md5 of every object in the DVC remote (DVC 3 layout: files/md5/ab/cdef...)."""
+        root = volume_path(self.remote) / "files" / "md5"
+        if not root.exists():
+            return set()
+        return {p.parent.name + p.name for p in root.glob("*/*") if p.is_file()}
+
     def sh(self, script: str, remote: bool = False) -> str:
         """A shell in the version image (git, dvc) on the volumes, as the step's own uid."""
         flags = ["run", "--rm", "-v", f"{self.data}:/data", "-w", "/data"]
@@ -311,6 +331,11 @@ class RunningStep:
         except PermissionError:  # not root on the host: let the daemon deliver it
             docker("kill", "--signal", signal.Signals(signum).name, self.container)
 
+    def logs(self) -> str:
+        """What the container printed so far (stdout and stderr), while it runs."""
+        probe = docker("logs", self.container, check=False)
+        return probe.stdout + probe.stderr
+
     def finish(self, timeout: float = 300) -> StepRun:
         if self.result is None:
             stdout, stderr = self.process.communicate(timeout=timeout)
@@ -355,6 +380,31 @@ def world(server: TestServer, db: Database, label: str) -> Iterator[World]:
 
             pytest.skip("the fault tier reads docker volumes on the host: run it as root")
         yield World(server=server, db=db, data=data, remote=remote)
+
+
+@contextlib.contextmanager
+def fresh_world(server: TestServer, label: str) -> Iterator[World]:
+    """A world of its own: a new database and new volumes, for one scenario."""
+    with fresh_database(f"apod_faults_{label}") as db, world(server, db, label) as w:
+        yield w
+
+
+_CLEAN: dict[tuple[str, str], Snapshot] = {}
+
+
+def clean_run(server: TestServer, start: str, end: str | None = None) -> Snapshot:
+    """What one uninterrupted pipeline run of start..end leaves in a world of its own:
+    the reference the fault scenarios must converge to (computed once per session).
+
+    Only what does not depend on the run is comparable across worlds: the content
+    columns of the rows, the CSV bytes, the .dvc file, the git tree and the number of
+    commits (run ids, load times and commit hashes differ by design)."""
+    key = (start, end or start)
+    if key not in _CLEAN:
+        with fresh_world(server, "clean") as w:
+            w.pipeline(f"manual__clean_{key[0]}_{key[1]}", *key)
+            _CLEAN[key] = w.snapshot()
+    return _CLEAN[key]
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):

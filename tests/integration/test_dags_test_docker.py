@@ -304,6 +304,7 @@ def test_bad_input_fails_at_once_and_the_container_is_removed(monkeypatch, tmp_p
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     from airflow.providers.docker.exceptions import DockerContainerFailedException
     from airflow.sdk import RetryAction
+
     from apod_pipeline import docker as docker_dag
     from apod_pipeline.rendering import render_context
     from apod_pipeline.settings import Settings

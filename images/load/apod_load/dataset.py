@@ -26,6 +26,7 @@ _DEFAULT_MODE = 0o644
 def load_csv(batch: StagedBatch, output: Path, lock_timeout: float) -> dict:
     new = read_batch(batch)
     with exclusive(output.parent, lock_timeout):
+        remove_leftovers(output)
         before = output.read_bytes() if output.exists() else None
         existing = read_dataset(before, output) if before is not None else None
         merged = merge(existing, new)
@@ -132,13 +133,29 @@ def exclusive(directory: Path, timeout: float) -> Iterator[None]:
         os.close(fd)
 
 
+def temp_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete the temp files of writers that died mid-write (SIGKILL, OOM, node lost).
+
+    Only `atomic_write` makes these names, and it does so under the directory lock that
+    the caller holds now, so none of them belongs to a live writer.
+    """
+    for leftover in path.parent.glob(f"{temp_prefix(path)}*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+            log.warning("removed %s, left by a writer that did not finish", leftover)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Readers see the old file or the new one, never a part; a crash leaves the old one."""
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
         mode = _DEFAULT_MODE
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, temp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
