@@ -33,6 +33,7 @@ from support.services import (  # noqa: E402
     docker_volume,
     fresh_database,
     image,
+    volume_git,
 )
 
 from apod_common.schema import STAGED_COLUMNS  # noqa: E402
@@ -158,21 +159,7 @@ def bench_archive() -> None:
 
 
 def git_log_count(volume: str) -> int:
-    out = docker(
-        "run",
-        "--rm",
-        "-v",
-        f"{volume}:/data",
-        "-w",
-        "/data",
-        "--entrypoint",
-        "git",
-        image("version"),
-        "rev-list",
-        "--count",
-        "HEAD",
-    ).stdout
-    return int(out.strip())
+    return int(volume_git(volume, "rev-list", "--count", "HEAD").strip())
 
 
 # --- Postgres load, three ways ----------------------------------------------------------

@@ -21,6 +21,8 @@ from support.services import (
     fresh_database,
     image,
     require_images,
+    volume_cat,
+    volume_git,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
@@ -46,27 +48,6 @@ def run_step(
 
 def summary(result: subprocess.CompletedProcess) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def volume_file(volume: str, path: str) -> str:
-    return docker(
-        "run", "--rm", "-v", f"{volume}:/data", "--entrypoint", "cat", image("version"), path
-    ).stdout
-
-
-def volume_git(volume: str, *args: str) -> str:
-    return docker(
-        "run",
-        "--rm",
-        "-v",
-        f"{volume}:/data",
-        "-w",
-        "/data",
-        "--entrypoint",
-        "git",
-        image("version"),
-        *args,
-    ).stdout
 
 
 def csv_rows(text: str) -> list[dict]:
@@ -157,7 +138,7 @@ def test_four_steps_on_a_shared_volume_agree_and_rerun_changes_nothing():
         first = pipeline("manual__first")
         for step, result in first.items():
             assert result.returncode == 0, f"{step}: {result.stderr[-2000:]}"
-        csv_text = volume_file(data, "/data/apod_data.csv")
+        csv_text = volume_cat(data, "/data/apod_data.csv")
         rows = csv_rows(csv_text)
         columns = list(rows[0])
         assert [r["date"] for r in rows] == [e["date"] for e in served]
@@ -175,7 +156,7 @@ def test_four_steps_on_a_shared_volume_agree_and_rerun_changes_nothing():
         assert summary(second["load_postgres"])["inserted"] == 0
         assert summary(second["load_postgres"])["updated"] == 0
         assert second["version"].returncode == 99, second["version"].stderr
-        assert volume_file(data, "/data/apod_data.csv") == csv_text
+        assert volume_cat(data, "/data/apod_data.csv") == csv_text
         assert volume_git(data, "log", "--format=%H %s") == log
         assert db.query("SELECT max(loaded_at) FROM apod.apod_entries") == loaded_at
         assert db.query("SELECT count(*) FROM apod.apod_entries")[0][0] == len(served)

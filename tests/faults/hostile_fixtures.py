@@ -80,10 +80,10 @@ ENTRIES: dict[str, dict] = {
         "2024-03-02",
         title='  He said "hi", it\'s ""fine"",\r\nnext\rline\n ',
         explanation='a,b,,c,"\r\nline 2\rline 3\nline 4, "quoted, with comma"\n\n',
-        copyright=' "Ann, Bob"\r\n& \'Cy\', ',
+        copyright=" \"Ann, Bob\"\r\n& 'Cy', ",
         url="https://example.org/a,b\"c'd.jpg?x=1,2\r\n",
-        hdurl="https://example.org/with space,\"q\"\r\nand\tmore.jpg",
-        thumbnail_url="//example.org/thumb,\"1\".jpg",
+        hdurl='https://example.org/with space,"q"\r\nand\tmore.jpg',
+        thumbnail_url='//example.org/thumb,"1".jpg',
     ),
     # 3. non-ASCII everywhere, U+FFFD included
     "2024-03-03": _image(
@@ -165,11 +165,11 @@ STORED: dict[str, dict] = {
         title='He said "hi", it\'s ""fine"", next line',
         # explanations: outer whitespace trimmed, \r\n and lone \r -> \n
         explanation='a,b,,c,"\nline 2\nline 3\nline 4, "quoted, with comma"',
-        copyright='"Ann, Bob" & \'Cy\',',
+        copyright="\"Ann, Bob\" & 'Cy',",
         # URLs: trimmed, inner whitespace percent-encoded, // -> https://
         url="https://example.org/a,b\"c'd.jpg?x=1,2",
-        hdurl="https://example.org/with%20space,\"q\"%0D%0Aand%09more.jpg",
-        thumbnail_url="https://example.org/thumb,\"1\".jpg",
+        hdurl='https://example.org/with%20space,"q"%0D%0Aand%09more.jpg',
+        thumbnail_url='https://example.org/thumb,"1".jpg',
     ),
     "2024-03-03": _row("2024-03-03"),  # verbatim, U+FFFD, BOM and LS/PS included
     "2024-03-04": _row("2024-03-04"),  # "NA", "\\N", "NULL", "NaN" stay text

@@ -147,6 +147,9 @@ def test_connection_cut_mid_transaction_exits_5_and_leaves_no_partial_rows(w: Wo
     finally:
         proxy.stop()
     assert lost.returncode == exit_codes.UPSTREAM_UNAVAILABLE, lost.stderr
+    assert lost.summary["reason"].startswith(
+        f"lost Postgres at 127.0.0.1:{proxy.port}/{w.db.name} while loading into apod.apod_entries"
+    )
     assert w.db.password not in lost.stdout + lost.stderr
     wait_for(lambda: not load_sessions(w), 60, "Postgres to end the lost session")
     assert w.rows() == before  # every column: nothing of the batch, not even loaded_at
@@ -173,7 +176,8 @@ def test_load_postgres_sigkilled_mid_transaction_leaves_no_partial_rows(w: World
     staged(w, rid, *MONTH)
     with row_held(w, "2024-01-31"):
         with w.running("load", "postgres", "--run-id", rid) as step:
-            # By now 20 new rows are in the load's open transaction; 01-31 waits.
+            # The load is inside its INSERT: 01-01..01-30 are done in its open
+            # transaction (20 of them new), 01-31 waits for the holder.
             wait_for(lambda: load_waits_on_a_row(w), 60, "the load to block mid-INSERT")
             step.signal(signal.SIGKILL)
             killed = step.finish(timeout=60)
@@ -229,7 +233,12 @@ def test_load_csv_killed_mid_write_keeps_the_old_file(w: World):
     w.put(f"staging/{layout.batch_name(rid)}/apod.csv", batch)
 
     with w.running("load", "csv", "--run-id", rid) as step:
-        wait_for(lambda: temp_files(w), 120, "the CSV writer's temp file", interval=0.005)
+        wait_for(
+            lambda: temp_files(w) or step.process.poll() is not None,
+            120,
+            "the CSV writer's temp file",
+            interval=0.005,
+        )
         step.signal(signal.SIGSTOP)  # frozen mid-write: look before killing it
         assert temp_files(w), "the writer finished before it could be stopped"
         assert w.csv_bytes() == before
@@ -269,12 +278,12 @@ def test_dvc_remote_unavailable_commits_nothing_and_the_next_run_catches_up(w: W
     for load in w.loads(rid):
         load.expect(0)
 
-    # No remote mounted at all (the volume is missing).
+    # No volume mounted at /dvc-remote: only the image's own empty directory is there.
     missing = w.version(rid, remote=None)
     assert missing.returncode == exit_codes.UPSTREAM_UNAVAILABLE, missing.stderr
     assert missing.summary["reason"] == (
-        "DVC remote 'local' is not reachable: directory /dvc-remote does not exist "
-        "(volume not mounted? create it or set APOD_DVC_REMOTE)"
+        "DVC remote 'local' is not reachable: no volume is mounted at /dvc-remote "
+        "(pushing into the container's own directory would lose the data)"
     )
     # The remote mounted read-only: dvc push fails.
     readonly = w.version(rid, remote="ro")

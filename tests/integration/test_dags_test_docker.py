@@ -31,6 +31,8 @@ from support.services import (
     image,
     pg_admin_env,
     require_images,
+    volume_cat,
+    volume_git,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
@@ -92,29 +94,6 @@ def drop_role(role: str) -> None:
     from psycopg import sql
 
     admin_query("postgres", sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-
-
-def volume_cat(volume: str, path: str) -> str:
-    return docker(
-        "run", "--rm", "-v", f"{volume}:/data", "--entrypoint", "cat", image("version"), path
-    ).stdout
-
-
-def volume_git(volume: str, *args: str) -> str:
-    return docker(
-        "run",
-        "--rm",
-        "-v",
-        f"{volume}:/data",
-        "-w",
-        "/data",
-        "--entrypoint",
-        "git",
-        image("version"),
-        "-c",
-        "safe.directory=/data",
-        *args,
-    ).stdout
 
 
 def airflow(env: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -205,3 +205,18 @@ def docker_volume(prefix: str) -> Iterator[str]:
         yield name
     finally:
         docker("volume", "rm", "-f", name, check=False)
+
+
+def volume_cat(volume: str, path: str) -> str:
+    """A file on a docker volume, read by a throwaway container (the host may not own it)."""
+    return docker(
+        "run", "--rm", "-v", f"{volume}:/data", "--entrypoint", "cat", image("version"), path
+    ).stdout
+
+
+def volume_git(volume: str, *args: str) -> str:
+    """git in the version image on a volume mounted at /data (the data repository)."""
+    return docker(
+        "run", "--rm", "-v", f"{volume}:/data", "-w", "/data", "--entrypoint", "git",
+        image("version"), "-c", "safe.directory=/data", *args,
+    ).stdout  # fmt: skip

@@ -16,6 +16,9 @@ from apod_version.redact import redact, strip_userinfo
 log = logging.getLogger("version")
 
 DEFAULT_REMOTE_NAME = "local"
+# Set by the image: where the DVC remote volume is mounted. A local remote there (or
+# below) must be a mounted volume, never the image's own directory.
+REMOTE_VOLUME_ENV = "APOD_DVC_REMOTE_VOLUME"
 
 
 @dataclass(frozen=True)
@@ -108,3 +111,29 @@ def check_reachable(remote: Remote) -> None:
             "(volume not mounted? create it or set APOD_DVC_REMOTE)",
             exit_codes.UPSTREAM_UNAVAILABLE,
         )
+    # The image keeps an empty /dvc-remote of its own (so that a fresh named volume
+    # inherits its owner): that directory exists even when no volume is mounted on it.
+    volume = os.environ.get(REMOTE_VOLUME_ENV)
+    if volume and paths_within(path, volume) and not is_mount_point(volume):
+        raise StepError(
+            f"DVC remote {remote.name!r} is not reachable: no volume is mounted at {volume} "
+            "(pushing into the container's own directory would lose the data)",
+            exit_codes.UPSTREAM_UNAVAILABLE,
+        )
+
+
+def paths_within(path: str, directory: str) -> bool:
+    path, directory = os.path.abspath(path), os.path.abspath(directory)
+    return os.path.commonpath([path, directory]) == directory
+
+
+def is_mount_point(path: str) -> bool:
+    """A mount point, bind mounts of the same filesystem included (/proc/self/mountinfo)."""
+    if os.path.ismount(path):
+        return True
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8") as info:
+            points = {fields[4] for fields in map(str.split, info) if len(fields) > 4}
+    except OSError:
+        return False
+    return os.path.realpath(path) in points
