@@ -56,12 +56,19 @@ if [ ! -s "$DATA/PG_VERSION" ]; then
 fi
 
 if ! as_owner "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+  # Another server on the port (another checkout's test Postgres, say) would make
+  # pg_ctl fail with only "could not start server": say what is in the way.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    log "127.0.0.1:$PORT is taken by another process; stop it or set APOD_TEST_PG_PORT"
+    exit 1
+  fi
   log "starting PostgreSQL on 127.0.0.1:$PORT"
-    opts="-c listen_addresses=127.0.0.1 -p $PORT -k /tmp -c max_connections=200"
+  opts="-c listen_addresses=127.0.0.1 -p $PORT -k /tmp -c max_connections=200"
   # Tests exercise crash safety, not durability: fsync off keeps them quick. Benchmarks
   # set APOD_TEST_PG_DURABLE=1 to measure a server with the default durability.
   [ "${APOD_TEST_PG_DURABLE:-0}" = "1" ] || opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-  as_owner "$BIN/pg_ctl" -D "$DATA" -l "$ROOT/log/server.log" -w -t 60 start -o "$opts" >/dev/null
+  as_owner "$BIN/pg_ctl" -D "$DATA" -l "$ROOT/log/server.log" -w -t 60 start -o "$opts" >/dev/null \
+    || { tail -n 5 "$ROOT/log/server.log" >&2; log "PostgreSQL did not start (log: $ROOT/log/server.log)"; exit 1; }
 fi
 
 umask 077

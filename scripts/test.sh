@@ -18,8 +18,9 @@ log "lint"
 
 log "services"
 scripts/ensure-docker.sh
+pg_env="$(scripts/ensure-test-postgres.sh)"
 # shellcheck disable=SC1090
-. "$(scripts/ensure-test-postgres.sh)"
+. "$pg_env"
 export APOD_TEST_PG_ENV="$PWD/.cache/test-postgres/env"
 
 log "images"
