@@ -7,6 +7,7 @@ connections inside execute() and handed over in `private_environment` only.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
@@ -44,10 +45,31 @@ class ApodDockerOperator(DockerOperator):
     def execute(self, context: Context) -> Any:
         self._private_environment = self.resolve_secrets()
         try:
-            return super().execute(context)
+            lines = super().execute(context)
         finally:
             # The operator object can outlive the try (retries in one process, dags test).
             self._private_environment = {}
+        return step_summary(lines)
+
+
+def step_summary(lines: Sequence[str] | str | None) -> str | None:
+    """The step's JSON summary among the container's output lines (the XCom).
+
+    The summary is the last line on stdout, but Docker copies stdout and stderr in
+    separate goroutines: a log line written to stderr just before the summary can reach
+    the attached stream after it. So: the last line that is a JSON object.
+    """
+    if lines is None or isinstance(lines, str):
+        lines = [] if lines is None else [lines]
+    for line in reversed(lines):
+        text = line.strip()
+        if text.startswith("{") and text.endswith("}"):
+            try:
+                json.loads(text)
+            except ValueError:
+                continue
+            return text
+    return None
 
 
 def docker_memory(quantity: str) -> str:
@@ -86,7 +108,8 @@ def docker_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "mem_limit": docker_memory(step.resources.memory_limit),
         "cpus": docker_cpus(step.resources.cpu_limit),
         "skip_on_exit_code": NOTHING_TO_DO,
-        "xcom_all": False,  # the XCom is the step's last stdout line: its JSON summary
+        # All lines reach execute(), which keeps the step's JSON summary as the XCom.
+        "xcom_all": True,
         "labels": {"org.apod.pipeline": "apod", "org.apod.step": step.task_id},
         "execution_timeout": step.execution_timeout,
         "retry_policy": DOCKER_RETRY_POLICY,
