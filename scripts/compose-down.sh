@@ -19,12 +19,32 @@ case "${1:-}" in
 esac
 docker info >/dev/null 2>&1 || die "no Docker engine answers"
 ensure_compose
-[ -f "$ENV_FILE" ] || die "no .env: nothing was started from this checkout"
+
+remove_step_containers() {
+  mapfile -t steps < <(docker ps -aq --filter label=org.apod.pipeline=apod --filter network=apod-net)
+  if [ ${#steps[@]} -gt 0 ]; then
+    log "removing ${#steps[@]} step container(s) left by interrupted tasks"
+    docker rm -f "${steps[@]}" >/dev/null
+  fi
+}
+
+if [ ! -f "$ENV_FILE" ]; then
+  # Started from another checkout, or .env deleted: compose refuses the file without
+  # its secrets, but everything it created carries the project's label.
+  project=(--filter "label=com.docker.compose.project=apod")
+  log "no .env here: removing the stack by its compose project label"
+  remove_step_containers
+  mapfile -t ids < <(docker ps -aq "${project[@]}")
+  [ ${#ids[@]} -eq 0 ] || docker rm -f "${ids[@]}" >/dev/null
+  if [[ " ${args[*]} " == *" --volumes "* ]]; then
+    mapfile -t volumes < <(docker volume ls -q "${project[@]}")
+    [ ${#volumes[@]} -eq 0 ] || docker volume rm "${volumes[@]}" >/dev/null
+  fi
+  mapfile -t networks < <(docker network ls -q "${project[@]}")
+  [ ${#networks[@]} -eq 0 ] || docker network rm "${networks[@]}" >/dev/null
+  exit 0
+fi
 export COMPOSE_PROFILES=offline  # every profile, so a test server goes down too
 compose stop airflow-scheduler >/dev/null 2>&1 || true
-mapfile -t steps < <(docker ps -aq --filter label=org.apod.pipeline=apod --filter network=apod-net)
-if [ ${#steps[@]} -gt 0 ]; then
-  log "removing ${#steps[@]} step container(s) left by interrupted tasks"
-  docker rm -f "${steps[@]}" >/dev/null
-fi
+remove_step_containers
 compose "${args[@]}"

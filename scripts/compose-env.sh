@@ -15,6 +15,14 @@ fernet_key() { head -c 32 /dev/urandom | base64 | tr '+/' '-_'; }
 
 if [ ! -f "$ENV_FILE" ]; then
   [ -f "$REPO/.env.example" ] || die "no .env.example to start from"
+  # The volume names are fixed, so a stack started from another checkout (or before .env
+  # was deleted) left a Postgres volume that only knows its own passwords: new random
+  # ones would fail at the first login with nothing but "password authentication failed".
+  if docker volume inspect apod-pgdata >/dev/null 2>&1; then
+    die "the Postgres volume apod-pgdata already exists, initialised with the passwords of" \
+      "another .env (another checkout, or a deleted .env): copy that .env here, or run" \
+      "'make down-volumes' to delete the stack's volumes (and their data) and start over"
+  fi
   (umask 077 && cp "$REPO/.env.example" "$ENV_FILE")
   log "created .env from .env.example with fresh random secrets"
 fi
