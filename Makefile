@@ -24,7 +24,7 @@ base: ## Make sure a Python base image exists (pull, or bootstrap from Debian)
 	@scripts/ensure-docker.sh
 	@scripts/ensure-base-image.sh
 
-images: ## Build the step images and the APOD test server (apod-<name>:$(VERSION))
+images: ## Build the step images, the APOD test server and Airflow (apod-<name>:$(VERSION))
 	@scripts/ensure-docker.sh
 	@scripts/build-images.sh
 

@@ -5,6 +5,7 @@
 #
 #   scripts/build-images.sh                 # the four steps, the APOD test server, Airflow
 #   scripts/build-images.sh airflow load    # just these
+#   scripts/build-images.sh postgres        # apod-postgres:$PG_MAJOR (15), for registry-less machines
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,10 +20,18 @@ names=("$@")
 for name in "${names[@]}"; do
   dockerfile="images/$name/Dockerfile"
   [ -f "$dockerfile" ] || { echo "build-images: no $dockerfile" >&2; exit 2; }
-  tag="apod-$name:$VERSION"
+  if [ "$name" = postgres ]; then
+    # Its own build context (it needs nothing else from the repository), tagged by the
+    # PostgreSQL major it installs: a data volume is tied to that, not to our version.
+    tag="apod-postgres:${PG_MAJOR:-15}"
+    args=(--build-arg "PG_MAJOR=${PG_MAJOR:-15}" images/postgres)
+  else
+    tag="apod-$name:$VERSION"
+    args=(--build-arg "VERSION=$VERSION" .)
+  fi
   start=$(date +%s)
-  if ! docker build -f "$dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-      --build-arg "VERSION=$VERSION" -t "$tag" . >"$LOG_DIR/$name.log" 2>&1; then
+  if ! docker build -f "$dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$tag" "${args[@]}" \
+      >"$LOG_DIR/$name.log" 2>&1; then
     tail -n 30 "$LOG_DIR/$name.log" >&2
     echo "build-images: $tag failed (full log: $LOG_DIR/$name.log)" >&2
     exit 1

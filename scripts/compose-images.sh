@@ -42,16 +42,7 @@ fi
 
 case "$postgres_image" in
   apod-postgres:*)
-    start=$(date +%s)
-    mkdir -p .cache/build-logs
-    # Its own build context: it needs nothing else from the repository.
-    if ! docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" \
-        --build-arg "PG_MAJOR=${postgres_image#apod-postgres:}" -t "$postgres_image" \
-        images/postgres >.cache/build-logs/postgres.log 2>&1; then
-      tail -n 30 .cache/build-logs/postgres.log >&2
-      die "$postgres_image failed (full log: .cache/build-logs/postgres.log)"
-    fi
-    log "$postgres_image ready in $(($(date +%s) - start))s"
+    PG_MAJOR="${postgres_image#apod-postgres:}" scripts/build-images.sh postgres
     ;;
   *)
     docker image inspect "$postgres_image" >/dev/null 2>&1 \

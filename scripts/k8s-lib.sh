@@ -45,16 +45,9 @@ build_images() {
   if [ "${APOD_K8S_SKIP_BUILD:-}" = 1 ]; then
     log "APOD_K8S_SKIP_BUILD=1: using the local images as they are"
   else
-    log "building the step images (make images) and the Airflow image"
+    log "building the images (make images: the steps and Airflow) and $POSTGRES_IMAGE"
     make -C "$REPO" images
-    "$REPO/scripts/build-images.sh" airflow
-    if ! docker image inspect "$POSTGRES_IMAGE" >/dev/null 2>&1; then
-      log "building $POSTGRES_IMAGE"
-      mkdir -p "$REPO/.cache/build-logs"
-      docker build --build-arg "BASE_IMAGE=$("$REPO/scripts/ensure-base-image.sh")" \
-        -t "$POSTGRES_IMAGE" "$REPO/images/postgres" >"$REPO/.cache/build-logs/postgres.log" 2>&1 \
-        || die "building $POSTGRES_IMAGE failed (log: .cache/build-logs/postgres.log)"
-    fi
+    PG_MAJOR="${POSTGRES_IMAGE#apod-postgres:}" "$REPO/scripts/build-images.sh" postgres
   fi
   local image
   for image in "${IMAGES[@]}"; do

@@ -13,14 +13,12 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from collections.abc import Iterator
 
 import pytest
 import requests
-from support.services import apod_test_server, require_images
 
 from apod_common import exit_codes
-from faults.world import World, clean_run, fresh_world
+from faults.world import World, clean_run
 
 pytestmark = [
     pytest.mark.faults,
@@ -32,21 +30,6 @@ pytestmark = [
 MONTH = ("2024-01-01", "2024-01-31")
 DAY = "2024-01-05"
 INIT_AND_ONE_DATA_COMMIT = 2  # --init-repo's initial commit + the data's first version
-
-
-@pytest.fixture(scope="module")
-def server():
-    require_images("extract", "transform", "load", "version")
-    with apod_test_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def w(server, request) -> Iterator[World]:
-    server.control("reset")
-    with fresh_world(server, request.node.name[5:25].strip("_").lower()) as fresh:
-        yield fresh
-    server.control("reset")  # entry edits must not leak into the next scenario
 
 
 def run_id(label: str) -> str:

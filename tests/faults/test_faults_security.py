@@ -49,8 +49,8 @@ from support.services import (
     docker_available,
     fresh_database,
     image,
-    pg_admin_env,
     require_images,
+    superuser,
 )
 
 from apod_common import exit_codes
@@ -72,18 +72,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def superuser():
-    admin = pg_admin_env()
-    return psycopg.connect(
-        host=admin["PGHOST"],
-        port=admin["PGPORT"],
-        user=admin["PGUSER"],
-        dbname="postgres",
-        passfile=admin["PGPASSFILE"],
-        autocommit=True,
-    )
 
 
 def set_password(role: str, password: str) -> None:

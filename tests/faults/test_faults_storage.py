@@ -19,12 +19,11 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from support.services import apod_test_server, require_images
 
 from apod_common import exit_codes, layout
 from apod_common.schema import STAGED_COLUMNS
 from faults.tcpproxy import TcpProxy
-from faults.world import World, clean_run, fresh_world, wait_for
+from faults.world import World, clean_run, wait_for
 
 pytestmark = [
     pytest.mark.faults,
@@ -35,20 +34,6 @@ pytestmark = [
 
 MONTH = ("2024-01-01", "2024-01-31")
 SIGKILLED = 128 + signal.SIGKILL  # what `docker run` returns for a SIGKILLed pid 1
-
-
-@pytest.fixture(scope="module")
-def server():
-    require_images("extract", "transform", "load", "version")
-    with apod_test_server() as srv:
-        yield srv
-
-
-@pytest.fixture
-def w(server, request) -> Iterator[World]:
-    server.control("reset")
-    with fresh_world(server, request.node.name[5:25].strip("_").lower()) as fresh:
-        yield fresh
 
 
 def run_id(label: str) -> str:

@@ -17,7 +17,7 @@ import pandas as pd
 import psycopg
 import pytest
 from psycopg import errors, sql
-from support.services import fresh_database, pg_admin_env
+from support.services import fresh_database, superuser
 
 from apod_common import exit_codes, layout
 from apod_common.schema import STAGED_COLUMNS
@@ -63,18 +63,6 @@ def stage(data_dir: Path, run_id: str, count: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(rows, columns=list(STAGED_COLUMNS))
     path.write_bytes(to_csv_bytes(frame, STAGED_COLUMNS))
-
-
-def superuser():
-    admin = pg_admin_env()
-    return psycopg.connect(
-        host=admin["PGHOST"],
-        port=admin["PGPORT"],
-        user=admin["PGUSER"],
-        dbname="postgres",
-        passfile=admin["PGPASSFILE"],
-        autocommit=True,
-    )
 
 
 @pytest.fixture(scope="module")

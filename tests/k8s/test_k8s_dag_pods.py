@@ -20,13 +20,13 @@ from k8s_render import (
     secret_refs,
     validate,
 )
+from support.services import VERSION
 
 pytestmark = pytest.mark.k8s
 
 sys.path.insert(0, str(REPO / "scripts"))
 import k8s_secrets  # noqa: E402 - scripts/ is no package
 
-VERSION = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
 TASKS = ["extract", "transform", "load_postgres", "load_csv", "version"]
 RUNS = {
     "manual range": {"start_date": "2024-01-01", "end_date": "2024-01-31", "logical_date": None},

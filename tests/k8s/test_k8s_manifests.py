@@ -31,13 +31,13 @@ from k8s_render import (
     secret_refs,
     validate,
 )
+from support.services import VERSION
 
 pytestmark = pytest.mark.k8s
 
 sys.path.insert(0, str(REPO / "scripts"))
 import k8s_secrets  # noqa: E402 - scripts/ is no package
 
-VERSION = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
 AIRFLOW_DEPLOYMENTS = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
 EXPECTED = {
     ("Namespace", "apod"),

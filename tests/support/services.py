@@ -106,6 +106,21 @@ def pg_admin_env() -> dict[str, str]:
     return values
 
 
+def superuser(dbname: str = "postgres"):
+    """An autocommit connection as the test server's superuser."""
+    import psycopg
+
+    admin = pg_admin_env()
+    return psycopg.connect(
+        host=admin["PGHOST"],
+        port=admin["PGPORT"],
+        user=admin["PGUSER"],
+        dbname=dbname,
+        passfile=admin["PGPASSFILE"],
+        autocommit=True,
+    )
+
+
 @dataclass
 class Database:
     name: str
