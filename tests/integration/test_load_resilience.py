@@ -265,32 +265,3 @@ def test_sigkill_mid_transaction_leaves_no_partial_rows(db, tmp_path):
     assert got["table_rows"] == 150_000
     again = summary(load("postgres", "--run-id", "big", *base, env=env).stdout)
     assert (again["inserted"], again["updated"], again["unchanged"]) == (0, 0, 150_000)
-
-
-def test_throughput_100k_rows(db, tmp_path, record_property, capsys):
-    """Not a benchmark with a bar to clear: a figure for the README and the report."""
-    table = "apod.t_throughput"
-    path = stage(tmp_path, "bulk", synthetic(100_000, start="1800-01-01"))
-    megabytes = path.stat().st_size / 1e6
-    base = ("--run-id", "bulk", "--data-dir", str(tmp_path), "--table", table)
-    env = {"APOD_DATABASE_URL": db.url}
-
-    started = time.monotonic()
-    first = load("postgres", *base, env=env)
-    insert_seconds = time.monotonic() - started
-    assert first.returncode == 0, first.stderr
-    assert summary(first.stdout)["inserted"] == 100_000
-
-    started = time.monotonic()
-    second = load("postgres", *base, env=env)
-    noop_seconds = time.monotonic() - started
-    assert summary(second.stdout)["unchanged"] == 100_000
-
-    figure = (
-        f"apod-load postgres: 100,000 rows ({megabytes:.0f} MB CSV) inserted in "
-        f"{insert_seconds:.1f}s ({100_000 / insert_seconds:,.0f} rows/s, "
-        f"{megabytes / insert_seconds:.0f} MB/s); unchanged re-load in {noop_seconds:.1f}s"
-    )
-    record_property("throughput", figure)
-    with capsys.disabled():
-        print(f"\n{figure}")
