@@ -624,7 +624,8 @@ PLACEHOLDERS = {
 }  # fmt: skip
 # Values that are a path, a file name or an object's name (secretKeyRef: apod-secrets,
 # *_FILE: /run/secrets/x), not a secret: lower-case words joined by - _ or .
-REFERENCE = re.compile(r"(?i)^(?:/|\./|~/|[\w.-]+\.(?:json|txt|conf)$)|^[a-z]+(?:[-_.][a-z]+)*$")
+# Only the extension is case-blind: a mixed-case run of letters may well be a password.
+REFERENCE = re.compile(r"^(?:/|\./|~/|[\w.-]+\.(?i:json|txt|conf)$)|^[a-z]+(?:[-_.][a-z]+)*$")
 # Files whose literals are fakes by construction: tests feed made-up passwords to the
 # redactors and keep their real canaries runtime-generated (secrets.token_*), never
 # committed. Only the password-assignment rules skip them; the key shapes do not.
