@@ -2,35 +2,46 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n1)
+VERSION := $(shell cat VERSION)
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 export VERSION
 
-.PHONY: help venv images base steps test test-fast lint format bench clean
+.PHONY: help venv lock images base steps test test-fast lint format bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
 
-venv: $(VENV)/.installed ## Create .venv with the pinned dev/test tools
+venv: $(VENV)/.installed ## Create .venv from uv.lock: the step packages and the dev/test tools
 
-$(VENV)/.installed: requirements/dev.txt
-	@test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements/dev.txt
+# uv itself comes from requirements/uv.txt, into a venv of its own (it cannot be in the lock).
+UV := .cache/uv-tool/bin/uv
+$(UV): requirements/uv.txt
+	@rm -rf .cache/uv-tool && python3 -m venv .cache/uv-tool
+	.cache/uv-tool/bin/pip install -q --disable-pip-version-check -r requirements/uv.txt
 	@touch $@
 
-base: ## Make sure a Python base image exists (pull, or bootstrap from Debian)
-	@scripts/ensure-docker.sh
-	@scripts/ensure-base-image.sh
+# Byte-compiled at install, as pip does: tests time imports in fresh interpreters.
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml $(wildcard images/*/pyproject.toml)
+	$(UV) sync --frozen --compile-bytecode --python python3
+	@touch $@
 
-images: ## Build the step images, the APOD test server and Airflow (apod-<name>:$(VERSION))
+lock: $(UV) ## Re-resolve uv.lock after changing dependencies in a pyproject.toml
+	$(UV) lock
+
+base: ## Make sure the Python and Debian base images exist (pull, or bootstrap from Debian)
+	@scripts/ensure-docker.sh
+	@scripts/ensure-base-image.sh python
+	@scripts/ensure-base-image.sh debian
+
+images: ## Build every image (apod-<name>:$(VERSION), apod-postgres:<major>), side by side
 	@scripts/ensure-docker.sh
 	@scripts/build-images.sh
 
 steps: ## Run the four steps by hand with docker run: make steps START=YYYY-MM-DD END=YYYY-MM-DD
 	@test -n "$(START)" || { echo "usage: make steps START=YYYY-MM-DD [END=YYYY-MM-DD]" >&2; exit 2; }
-	@scripts/run-steps.sh "$(START)" "$(or $(END),$(START))"
+	@python3 scripts/run-steps.py "$(START)" "$(or $(END),$(START))"
 
 test: venv ## Run every test tier, installing and starting what is missing
 	@scripts/test.sh $(PYTEST_ARGS)

@@ -2,6 +2,8 @@
 # of the manifests. Included by the Makefile.
 K8S_OVERLAYS := kind minikube
 K8S_RENDERED := artifacts/k8s
+# The overlays wrapped with their image tags (scripts/k8s_overlay.py; the manifests carry none).
+K8S_TAGGED := .cache/k8s/kustomize
 # The Kubernetes version the manifests are checked against (kubernetes-validate's
 # schemas); the same minor as k8s/kind-cluster.yaml's node image.
 K8S_VERSION := 1.34.0
@@ -11,13 +13,13 @@ KUSTOMIZE ?= $(if $(wildcard $(VENV)/bin/kubectl),$(VENV)/bin/kubectl,kubectl) k
 
 .PHONY: kind-up minikube-up k8s-run kind-down minikube-down k8s-render k8s-validate
 
-kind-up: venv ## Kubernetes on kind: cluster, images, Secrets, manifests, UI on 127.0.0.1:8080
+kind-up: ## Kubernetes on kind: cluster, images, Secrets, manifests, UI on 127.0.0.1:8080
 	@scripts/k8s-kind-up.sh
 
-minikube-up: venv ## Kubernetes on minikube: the same as kind-up
+minikube-up: ## Kubernetes on minikube: the same as kind-up
 	@scripts/k8s-minikube-up.sh
 
-k8s-run: venv ## Run the k8s DAG once and follow it: make k8s-run DATE=YYYY-MM-DD [END=YYYY-MM-DD]
+k8s-run: ## Run the k8s DAG once and follow it: make k8s-run DATE=YYYY-MM-DD [END=YYYY-MM-DD]
 	@test -n "$(DATE)" || { echo "usage: make k8s-run DATE=YYYY-MM-DD [END=YYYY-MM-DD]" >&2; exit 2; }
 	@scripts/k8s-run.sh "$(DATE)" "$(or $(END),$(DATE))"
 
@@ -27,10 +29,11 @@ kind-down: ## Delete the kind cluster (k8s/.secrets.env is kept)
 minikube-down: ## Delete the minikube profile (k8s/.secrets.env is kept)
 	@scripts/k8s-minikube-down.sh
 
-k8s-render: ## Render each overlay into artifacts/k8s/<overlay>.yaml
+k8s-render: ## Render each overlay, tagged from VERSION, into artifacts/k8s/<overlay>.yaml
 	@mkdir -p $(K8S_RENDERED)
 	@for overlay in $(K8S_OVERLAYS); do \
-	  $(KUSTOMIZE) k8s/overlays/$$overlay >$(K8S_RENDERED)/$$overlay.yaml || exit 1; \
+	  python3 scripts/k8s_overlay.py $$overlay $(K8S_TAGGED)/$$overlay || exit 1; \
+	  $(KUSTOMIZE) $(K8S_TAGGED)/$$overlay >$(K8S_RENDERED)/$$overlay.yaml || exit 1; \
 	  echo "k8s-render: $(K8S_RENDERED)/$$overlay.yaml"; \
 	done
 

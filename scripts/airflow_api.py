@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Drive the compose deployment's Airflow through its REST API (standard library only).
+"""Drive a deployment's Airflow through its REST API (standard library only).
 
     airflow_api.py wait DAG                      until the API answers and DAG is parsed
     airflow_api.py unpause DAG
-    airflow_api.py run DAG --start S [--end E]   unpause, trigger, follow to the end
+    airflow_api.py run DAG --start S [--end E]   trigger, unpause, follow to the end
     airflow_api.py follow DAG RUN_ID             follow an existing run to the end
+
+`run` starts only the run it asks for. Unpausing a DAG makes the scheduler start the
+run of its last complete interval at once (catchup=False); when that run is due, the
+manual run is triggered while the DAG is still paused with that interval's logical date,
+and the scheduler, finding a run there, skips it and schedules the next interval.
 
 Logs in as AIRFLOW_ADMIN_USERNAME (admin) with AIRFLOW_ADMIN_PASSWORD, from the
 environment or else from the env file (.env); the password is never printed. Task
@@ -24,7 +29,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
+
+from deploy_env import value as env_file_value
 
 OK, FAILED, USAGE, TIMEOUT, REFUSED, UNAVAILABLE = 0, 1, 2, 3, 4, 5
 FINISHED_RUN_STATES = {"success", "failed"}
@@ -32,24 +40,14 @@ LOG_TAIL_LINES = 40
 
 
 class ApiError(Exception):
-    def __init__(self, message: str, code: int = UNAVAILABLE):
+    def __init__(self, message: str, code: int = UNAVAILABLE, status: int | None = None):
         super().__init__(message)
         self.code = code
+        self.status = status  # the HTTP status of the answer, when there was one
 
 
 def log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
-
-
-def env_file_value(path: Path, name: str) -> str | None:
-    """NAME=value from a dotenv file (no interpolation; quotes stripped)."""
-    if not path.is_file():
-        return None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() == name:
-            return value.strip().strip("'\"") or None
-    return None
 
 
 class Airflow:
@@ -99,10 +97,10 @@ class Airflow:
             self.login()
             status, payload = self._request(method, path, body)
         if status == 404:
-            raise ApiError(f"{method} {path}: not found", FAILED)
+            raise ApiError(f"{method} {path}: not found", FAILED, status)
         if not 200 <= status < 300:
             detail = payload.decode("utf-8", "replace")[:300]
-            raise ApiError(f"{method} {path} answered HTTP {status}: {detail}")
+            raise ApiError(f"{method} {path} answered HTTP {status}: {detail}", status=status)
         return json.loads(payload) if payload else {}
 
     # --- operations ---------------------------------------------------------------------
@@ -123,9 +121,38 @@ class Airflow:
     def unpause(self, dag_id: str) -> None:
         self.call("PATCH", f"/api/v2/dags/{quote(dag_id)}", {"is_paused": False})
 
-    def trigger(self, dag_id: str, start: str, end: str) -> dict:
+    def trigger(self, dag_id: str, start: str, end: str, slot: dict | None = None) -> dict:
+        """A manual run with conf {start_date, end_date}; with `slot` (due_slot's fields),
+        in the logical date and data interval of a scheduled run."""
         body = {"logical_date": None, "conf": {"start_date": start, "end_date": end}}
+        if slot:
+            body |= slot
+            body["note"] = (
+                f"Manual run for {start}..{end}, in the slot of the scheduled run of "
+                f"{slot['logical_date']}, so that unpausing the DAG started no other run."
+            )
         return self.call("POST", f"/api/v2/dags/{quote(dag_id)}/dagRuns", body)
+
+    def start_run(self, dag_id: str, start: str, end: str, timeout: float) -> dict:
+        """Trigger one run and make sure it can start, and that nothing else does."""
+        dag = self.wait_for_dag(dag_id, timeout)
+        if not dag.get("is_paused"):
+            return self.trigger(dag_id, start, end)
+        run = None
+        slot = due_slot(dag, datetime.now(UTC))
+        if slot:
+            try:
+                run = self.trigger(dag_id, start, end, slot)
+                log(f"the run takes the slot of the scheduled run of {slot['logical_date']}")
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                # A run already holds that logical date: the scheduler skips it anyway.
+        if run is None:
+            run = self.trigger(dag_id, start, end)
+        self.unpause(dag_id)
+        log(f"DAG {dag_id} unpaused; its next scheduled run: the interval after that slot")
+        return run
 
     def run_state(self, dag_id: str, run_id: str) -> tuple[str, dict[str, str]]:
         run = self.call("GET", f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}")
@@ -154,7 +181,15 @@ class Airflow:
         seen: dict[str, str] = {}
         last_run_state = None
         while True:
-            run_state, tasks = self.run_state(dag_id, run_id)
+            try:
+                run_state, tasks = self.run_state(dag_id, run_id)
+            except ApiError as exc:
+                # A busy API server (one worker, two cores) may miss a poll; the run goes on.
+                if exc.status is not None or time.monotonic() - started > timeout:
+                    raise
+                log(f"  (no answer this time: {exc})")
+                time.sleep(poll)
+                continue
             if run_state != last_run_state:
                 log(f"run {run_id}: {run_state}")
                 last_run_state = run_state
@@ -183,6 +218,22 @@ class Airflow:
                     except ApiError as exc:
                         log(f"  (log not available: {exc})")
         return summary
+
+
+def due_slot(dag: dict, now: datetime) -> dict | None:
+    """The logical date and data interval of the scheduled run that unpausing the DAG
+    would start at once; None when none is due (or the API did not say)."""
+    fields = {
+        "logical_date": dag.get("next_dagrun_logical_date"),
+        "data_interval_start": dag.get("next_dagrun_data_interval_start"),
+        "data_interval_end": dag.get("next_dagrun_data_interval_end"),
+    }
+    run_after = dag.get("next_dagrun_run_after")
+    if not all(fields.values()) or not run_after:
+        return None
+    if datetime.fromisoformat(run_after.replace("Z", "+00:00")) > now:
+        return None
+    return fields
 
 
 def format_log_event(event: dict | str) -> str:
@@ -223,7 +274,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         ("unpause", "unpause the DAG"),
     ):
         sub.add_parser(name, help=text).add_argument("dag_id")
-    run = sub.add_parser("run", help="unpause, trigger with conf {start_date, end_date}, follow")
+    run = sub.add_parser("run", help="trigger with conf {start_date, end_date}, unpause, follow")
     run.add_argument("dag_id")
     run.add_argument("--start", required=True, help="YYYY-MM-DD")
     run.add_argument("--end", help="YYYY-MM-DD (default: --start)")
@@ -265,10 +316,8 @@ def main(argv: list[str]) -> int:
             log(f"DAG {args.dag_id} unpaused")
             return OK
         if args.command == "run":
-            api.wait_for_dag(args.dag_id, min(args.timeout, 300))
-            api.unpause(args.dag_id)
             end = args.end or args.start
-            run = api.trigger(args.dag_id, args.start, end)
+            run = api.start_run(args.dag_id, args.start, end, min(args.timeout, 300))
             log(f"triggered {args.dag_id} run {run['dag_run_id']} for {args.start}..{end}")
             run_id = run["dag_run_id"]
         else:

@@ -20,23 +20,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-for sub in ("images/common", "images/load", "tests"):
+for sub in ("images/common", "images/load", "dags", "scripts"):
     sys.path.insert(0, str(REPO / sub))
 
-from support.services import (  # noqa: E402
-    apod_test_server,
-    docker,
-    docker_volume,
-    fresh_database,
-    image,
-    volume_git,
-)
-
 from apod_common.schema import STAGED_COLUMNS  # noqa: E402
+from apod_pipeline.by_hand import Placement  # noqa: E402
+from apod_pipeline.settings import Settings  # noqa: E402
+from apod_pipeline.steps import DATA, DVC_REMOTE, END, RUN_ID, START  # noqa: E402
+from apod_tools.docker import docker, docker_volume, volume_git  # noqa: E402
+from apod_tools.postgres import fresh_database  # noqa: E402
+from apod_tools.project import STEP_IMAGES, image  # noqa: E402
+from apod_tools.runner import Runner  # noqa: E402
+from apod_tools.testserver import apod_test_server  # noqa: E402
 
 FIRST_DATE = "1995-06-16"
 ROW_LOOP_SECONDS = float(os.environ.get("APOD_BENCH_ROW_LOOP_SECONDS", "60"))
@@ -60,7 +58,7 @@ def timed(fn, *args, **kwargs):
 
 def bench_images() -> None:
     print("images", flush=True)
-    for name in ("extract", "transform", "load", "version", "testserver", "airflow"):
+    for name in (*STEP_IMAGES, "testserver", "airflow"):
         tag = image(name)
         inspect = docker("image", "inspect", "-f", "{{.Size}}", tag, check=False)
         if inspect.returncode != 0:
@@ -77,39 +75,24 @@ def bench_images() -> None:
 
 
 def run_pipeline(server, db, data: str, remote: str, start: str, end: str, run_id: str):
-    env = {
-        **os.environ,
-        "APOD_API_URL": server.url,
-        "APOD_DATABASE_URL": db.url,
-        "APOD_DVC_REMOTE": "/dvc-remote",
-    }
-
-    def step(name: str, *args: str, extra: tuple[str, ...] = ()):
-        flags = ["--rm", "--network", "host", "-v", f"{data}:/data", *extra]
-        for key in ("APOD_API_URL", "APOD_DATABASE_URL", "APOD_DVC_REMOTE"):
-            flags += ["-e", key]
-        result, seconds = timed(docker, "run", *flags, image(name), *args, env=env, check=False)
-        if result.returncode not in (0, 99):
-            raise SystemExit(f"bench: {name} {args[:1]} failed: {result.stderr[-1500:]}")
-        return json.loads(result.stdout.strip().splitlines()[-1]), seconds
-
+    """The pipeline by hand, as `make steps` runs it, on named volumes."""
+    runner = Runner(
+        Settings(api_url=server.url),
+        Placement(volumes={DATA.name: data, DVC_REMOTE.name: remote}),
+        {"APOD_DATABASE_URL": db.url},
+    )
     wall = time.perf_counter()
-    timings, summaries = {}, {}
-    summaries["extract"], timings["extract"] = step(
-        "extract", "--start", start, "--end", end, "--run-id", run_id, "--max-wait", "5"
+    runs = runner.pipeline(
+        {START: start, END: end, RUN_ID: run_id}, arguments={"extract": ("--max-wait", "5")}
     )
-    summaries["transform"], timings["transform"] = step("transform", "--run-id", run_id)
-    with ThreadPoolExecutor(2) as pool:
-        pg = pool.submit(step, "load", "postgres", "--run-id", run_id)
-        csv_load = pool.submit(step, "load", "csv", "--run-id", run_id)
-        (summaries["load_postgres"], timings["load_postgres"]) = pg.result()
-        (summaries["load_csv"], timings["load_csv"]) = csv_load.result()
+    seconds = time.perf_counter() - wall
+    for name, run in runs.items():
+        if not run.ok:
+            raise SystemExit(f"bench: {name} failed: {run.stderr[-1500:]}")
+    timings = {name: run.seconds for name, run in runs.items()}
     timings["loads (parallel)"] = max(timings["load_postgres"], timings["load_csv"])
-    summaries["version"], timings["version"] = step(
-        "version", "--run-id", run_id, "--init-repo", extra=("-v", f"{remote}:/dvc-remote")
-    )
-    timings["total"] = time.perf_counter() - wall
-    return timings, summaries
+    timings["total"] = seconds
+    return timings, {name: run.summary for name, run in runs.items()}
 
 
 def bench_archive() -> None:

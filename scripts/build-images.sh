@@ -1,42 +1,164 @@
 #!/usr/bin/env bash
-# Build the pipeline's images, tagged apod-<name>:<version>, on the base that
-# ensure-base-image.sh picks (the official python:3.11-slim-bookworm when a registry
-# answers, a locally bootstrapped equivalent otherwise).
+# Build the project's images, each from images/<name>/Dockerfile with the repository root as
+# context, tagged apod-<name>:$(cat VERSION) (apod-postgres: its PostgreSQL major, from
+# images/postgres/PG_MAJOR, since a data volume is tied to that, not to our version).
 #
-#   scripts/build-images.sh                 # the four steps, the APOD test server, Airflow
-#   scripts/build-images.sh airflow load    # just these
-#   scripts/build-images.sh postgres        # apod-postgres:$PG_MAJOR (15), for registry-less machines
+#   scripts/build-images.sh                    # every image
+#   scripts/build-images.sh load airflow       # these (and the apod-* images they build FROM)
+#   scripts/build-images.sh --tags [NAME...]   # list `<name> <tag>`, build nothing
+#   scripts/build-images.sh --tag TAG NAME     # build one image under another tag
+#
+# An image that builds FROM apod-<other> waits for it; the others build side by side
+# (APOD_BUILD_JOBS at a time, default 2). The bases come from ensure-base-image.sh (the
+# official python/debian images when a registry answers, local equivalents otherwise).
+# With BuildKit every image's wheels come through one cache mount; a Docker without it
+# builds the same Dockerfiles less their cache mounts, and apod-builder then carries the
+# wheels of every image (its APOD_WHEELHOUSE layer) instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VERSION="${VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n1)}"
-BASE_IMAGE="${BASE_IMAGE:-$(scripts/ensure-base-image.sh)}"
+VERSION="$(cat VERSION)"
+PG_MAJOR="$(cat images/postgres/PG_MAJOR)"
 LOG_DIR=".cache/build-logs"
-mkdir -p "$LOG_DIR"
+JOBS="${APOD_BUILD_JOBS:-2}"
 
-names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(extract transform load version testserver airflow)
+log() { printf 'build-images: %s\n' "$*" >&2; }
 
-for name in "${names[@]}"; do
-  dockerfile="images/$name/Dockerfile"
-  [ -f "$dockerfile" ] || { echo "build-images: no $dockerfile" >&2; exit 2; }
-  if [ "$name" = postgres ]; then
-    # Its own build context (it needs nothing else from the repository), tagged by the
-    # PostgreSQL major it installs: a data volume is tied to that, not to our version.
-    tag="apod-postgres:${PG_MAJOR:-15}"
-    args=(--build-arg "PG_MAJOR=${PG_MAJOR:-15}" images/postgres)
+all_names() {
+  local dockerfile
+  for dockerfile in images/*/Dockerfile; do
+    basename "$(dirname "$dockerfile")"
+  done
+}
+
+tag_of() {
+  if [ "$1" = postgres ]; then echo "apod-postgres:$PG_MAJOR"; else echo "apod-$1:$VERSION"; fi
+}
+
+# The project images a Dockerfile builds FROM (`FROM apod-<name>:...`).
+parents_of() {
+  sed -n 's/^FROM apod-\([a-z0-9-]*\):.*/\1/p' "images/$1/Dockerfile" | sort -u
+}
+
+tags_only=0
+custom_tag=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tags) tags_only=1; shift ;;
+    --tag) custom_tag="${2:?--tag needs a tag}"; shift 2 ;;
+    -h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -*) log "unknown option $1"; exit 2 ;;
+    *) break ;;
+  esac
+done
+requested=("$@")
+# shellcheck disable=SC2207  # image names are single words
+[ ${#requested[@]} -gt 0 ] || requested=($(all_names))
+for name in "${requested[@]}"; do
+  [ -f "images/$name/Dockerfile" ] || { log "no images/$name/Dockerfile"; exit 2; }
+done
+
+if [ "$tags_only" = 1 ]; then
+  for name in "${requested[@]}"; do echo "$name $(tag_of "$name")"; done
+  exit 0
+fi
+if [ -n "$custom_tag" ] && [ ${#requested[@]} -ne 1 ]; then
+  log "--tag names one image"
+  exit 2
+fi
+
+# The requested images and, transitively, the apod-* images they build FROM.
+declare -A parents=() wanted=()
+add() {
+  [ -n "${wanted[$1]:-}" ] && return 0
+  [ -f "images/$1/Dockerfile" ] || { log "images/$2/Dockerfile builds FROM apod-$1: no images/$1"; exit 2; }
+  wanted[$1]=1
+  parents[$1]="$(parents_of "$1" | tr '\n' ' ')"
+  local parent
+  for parent in ${parents[$1]}; do add "$parent" "$1"; done
+}
+for name in "${requested[@]}"; do add "$name" "$name"; done
+order=()
+for name in $(all_names); do [ -n "${wanted[$name]:-}" ] && order+=("$name"); done
+
+# BuildKit: a docker with buildx, or a client older than 23 (Debian's docker.io) that
+# still drives the engine's built-in BuildKit itself. APOD_BUILDKIT=0 forces the plain builder.
+DOCKER=(docker)
+buildkit=0
+if [ "${APOD_BUILDKIT:-}" != 0 ]; then
+  if docker buildx version >/dev/null 2>&1; then
+    buildkit=1
   else
-    tag="apod-$name:$VERSION"
-    args=(--build-arg "VERSION=$VERSION" .)
+    for client in docker /usr/bin/docker; do
+      command -v "$client" >/dev/null 2>&1 || continue
+      major="$("$client" version --format '{{.Client.Version}}' 2>/dev/null | cut -d. -f1)"
+      if [[ "$major" =~ ^[0-9]+$ ]] && [ "$major" -ge 18 ] && [ "$major" -lt 23 ]; then
+        DOCKER=("$client")
+        buildkit=1
+        break
+      fi
+    done
   fi
-  start=$(date +%s)
-  if ! docker build -f "$dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$tag" "${args[@]}" \
+fi
+export DOCKER_BUILDKIT="$buildkit"
+
+# The bases, only those the chosen Dockerfiles use.
+uses() { local name; for name in "${order[@]}"; do grep -q "^ARG $1" "images/$name/Dockerfile" && return 0; done; return 1; }
+build_args=(--build-arg "VERSION=$VERSION" --build-arg "PG_MAJOR=$PG_MAJOR")
+if uses PYTHON_IMAGE; then
+  build_args+=(--build-arg "PYTHON_IMAGE=${PYTHON_IMAGE:-$(scripts/ensure-base-image.sh python)}")
+fi
+if uses DEBIAN_IMAGE; then
+  build_args+=(--build-arg "DEBIAN_IMAGE=${DEBIAN_IMAGE:-$(scripts/ensure-base-image.sh debian)}")
+fi
+[ "$buildkit" = 1 ] || build_args+=(--build-arg "APOD_WHEELHOUSE=1")
+
+mkdir -p "$LOG_DIR"
+build() {
+  local name="$1" tag dockerfile="images/$1/Dockerfile" start=$SECONDS
+  tag="$(tag_of "$name")"
+  [ -n "$custom_tag" ] && [ "$name" = "${requested[0]}" ] && tag="$custom_tag"
+  if [ "$buildkit" = 0 ]; then
+    # The plain builder knows no RUN --mount: the same Dockerfile without the cache mounts.
+    dockerfile="$LOG_DIR/$name.Dockerfile"
+    sed -E 's/--mount=[^ ]+ //g' "images/$name/Dockerfile" >"$dockerfile"
+  fi
+  if ! "${DOCKER[@]}" build -f "$dockerfile" "${build_args[@]}" -t "$tag" . \
       >"$LOG_DIR/$name.log" 2>&1; then
     tail -n 30 "$LOG_DIR/$name.log" >&2
-    echo "build-images: $tag failed (full log: $LOG_DIR/$name.log)" >&2
-    exit 1
+    log "$tag failed (full log: $LOG_DIR/$name.log)"
+    return 1
   fi
-  size=$(docker image inspect -f '{{.Size}}' "$tag")
-  printf 'build-images: %-28s %4d MB  %3ds  (base %s)\n' "$tag" $((size / 1000000)) \
-    $(($(date +%s) - start)) "$BASE_IMAGE"
+  printf 'build-images: %-30s %5d MB %4ds\n' "$tag" \
+    $(($(docker image inspect -f '{{.Size}}' "$tag") / 1000000)) $((SECONDS - start))
+}
+
+# Start every image whose parents are built, at most $JOBS at a time.
+declare -A state=() running=()
+ready() {
+  [ -z "${state[$1]:-}" ] || return 1
+  local parent
+  for parent in ${parents[$1]}; do [ "${state[$parent]:-}" = built ] || return 1; done
+}
+started=$SECONDS
+failed=0
+while :; do
+  if [ "$failed" = 0 ]; then
+    for name in "${order[@]}"; do
+      [ ${#running[@]} -lt "$JOBS" ] || break
+      ready "$name" || continue
+      build "$name" &
+      running[$!]="$name"
+      state[$name]=running
+    done
+  fi
+  [ ${#running[@]} -gt 0 ] || break
+  rc=0
+  wait -n -p pid || rc=$?
+  [ -n "${running[$pid]:-}" ] || continue
+  name="${running[$pid]}"
+  unset "running[$pid]"
+  if [ "$rc" = 0 ]; then state[$name]=built; else state[$name]=failed; failed=1; fi
 done
+[ "$failed" = 0 ] || exit 1
+log "${#order[@]} image(s) in $((SECONDS - started))s ($([ "$buildkit" = 1 ] && echo BuildKit || echo 'plain builder'), ${JOBS} at a time)"

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Stop the compose deployment.
+# Stop the compose deployment of the env file (.env, or APOD_ENV_FILE), and nothing else.
 #
 #   scripts/compose-down.sh             stop and remove the containers; keep the volumes
 #   scripts/compose-down.sh --volumes   also delete the volumes: Postgres data, the data
 #                                       volume (CSV), the DVC remote, Airflow's logs
 # Step containers the scheduler launched are removed by DockerOperator when their task
 # ends; one interrupted by stopping the scheduler would be left behind holding the
-# volumes, so those (label org.apod.pipeline=apod, on network apod-net) go too.
+# volumes, so those (label org.apod.pipeline=apod, on this stack's network) go too.
 set -euo pipefail
 # shellcheck source=scripts/compose-lib.sh
 . "$(dirname "$0")/compose-lib.sh"
@@ -21,7 +21,9 @@ docker info >/dev/null 2>&1 || die "no Docker engine answers"
 ensure_compose
 
 remove_step_containers() {
-  mapfile -t steps < <(docker ps -aq --filter label=org.apod.pipeline=apod --filter network=apod-net)
+  local steps
+  mapfile -t steps < <(docker ps -aq --filter label=org.apod.pipeline=apod \
+    --filter network="$(network_name)")
   if [ ${#steps[@]} -gt 0 ]; then
     log "removing ${#steps[@]} step container(s) left by interrupted tasks"
     docker rm -f "${steps[@]}" >/dev/null
@@ -29,10 +31,10 @@ remove_step_containers() {
 }
 
 if [ ! -f "$ENV_FILE" ]; then
-  # Started from another checkout, or .env deleted: compose refuses the file without
-  # its secrets, but everything it created carries the project's label.
-  project=(--filter "label=com.docker.compose.project=apod")
-  log "no .env here: removing the stack by its compose project label"
+  # Started from another checkout, or the env file deleted: compose refuses the file
+  # without its secrets, but everything it created carries the project's label.
+  project=(--filter "label=com.docker.compose.project=$(project_name)")
+  log "no ${ENV_FILE#"$REPO"/}: removing the stack $(project_name) by its compose project label"
   remove_step_containers
   mapfile -t ids < <(docker ps -aq "${project[@]}")
   [ ${#ids[@]} -eq 0 ] || docker rm -f "${ids[@]}" >/dev/null

@@ -1,33 +1,27 @@
 #!/usr/bin/env bash
-# Make sure every image the compose deployment runs exists:
-#  - the step images and the test server (apod-<name>:<version>), built when missing
-#    (`make images` rebuilds them all);
-#  - apod-airflow:<version> (images/airflow), rebuilt from cache so it follows the repo;
-#  - Postgres: the official postgres:16-bookworm when it is present or can be pulled,
-#    else apod-postgres:15 built from Debian's packages (images/postgres). The choice
-#    is recorded in .env (APOD_POSTGRES_IMAGE) because the data volume is tied to the
-#    server's major version.
+# Build every image the compose deployment runs, in one call to scripts/build-images.sh
+# (from cache when nothing changed, so the stack follows the checkout):
+#  - the step images, the test server and apod-airflow (apod-<name>:<VERSION>);
+#  - Postgres of the project's major (images/postgres/PG_MAJOR): the official
+#    postgres:<major>-bookworm when it is present or can be pulled, else
+#    apod-postgres:<major> built from Debian's packages (images/postgres). The choice is
+#    recorded in the env file (APOD_POSTGRES_IMAGE) because the data volume is tied to
+#    the server's major version.
+#
+#   scripts/compose-images.sh [--no-build]   --no-build: pick Postgres, check the rest exist
 set -euo pipefail
 # shellcheck source=scripts/compose-lib.sh
 . "$(dirname "$0")/compose-lib.sh"
 cd "$REPO"
 
-VERSION="${VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n1)}"
-export VERSION
-BASE_IMAGE="${BASE_IMAGE:-$(scripts/ensure-base-image.sh)}"
-export BASE_IMAGE
+build=1
+case "${1:-}" in
+  "") ;;
+  --no-build) build=0 ;;
+  *) die "usage: compose-images.sh [--no-build]" ;;
+esac
 
-missing=()
-for name in extract transform load version testserver; do
-  docker image inspect "apod-$name:$VERSION" >/dev/null 2>&1 || missing+=("$name")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "building missing images: ${missing[*]}"
-  scripts/build-images.sh "${missing[@]}"
-fi
-scripts/build-images.sh airflow
-
-postgres_image="${APOD_POSTGRES_IMAGE:-$(env_value APOD_POSTGRES_IMAGE)}"
+postgres_image="$(setting APOD_POSTGRES_IMAGE "")"
 if [ -z "$postgres_image" ]; then
   if docker image inspect "$OFFICIAL_POSTGRES" >/dev/null 2>&1 \
       || { [ "${APOD_OFFLINE_BASE:-0}" != 1 ] \
@@ -40,13 +34,33 @@ if [ -z "$postgres_image" ]; then
   [ -f "$ENV_FILE" ] && env_set APOD_POSTGRES_IMAGE "$postgres_image"
 fi
 
+# A data volume cannot change major version in place: say so rather than fail later.
 case "$postgres_image" in
-  apod-postgres:*)
-    PG_MAJOR="${postgres_image#apod-postgres:}" scripts/build-images.sh postgres
-    ;;
-  *)
-    docker image inspect "$postgres_image" >/dev/null 2>&1 \
-      || timeout 300 docker pull -q "$postgres_image" >/dev/null \
-      || die "cannot pull $postgres_image; set APOD_POSTGRES_IMAGE=$LOCAL_POSTGRES in .env"
+  "$OFFICIAL_POSTGRES" | "$LOCAL_POSTGRES" | postgres:"$PG_MAJOR" | postgres:"$PG_MAJOR"[.-]*) ;;
+  postgres:* | apod-postgres:*)
+    die "APOD_POSTGRES_IMAGE in ${ENV_FILE#"$REPO"/} is $postgres_image, but the project runs" \
+      "PostgreSQL $PG_MAJOR (images/postgres/PG_MAJOR): 'make down-volumes' (deletes the" \
+      "stack's data), empty APOD_POSTGRES_IMAGE and start again"
     ;;
 esac
+
+names=(extract transform load version testserver airflow)
+[ "$postgres_image" = "$LOCAL_POSTGRES" ] && names+=(postgres)
+if [ "$build" = 1 ]; then
+  BASE_IMAGE="${BASE_IMAGE:-$(scripts/ensure-base-image.sh)}"
+  export BASE_IMAGE
+  log "building ${names[*]} (tag $VERSION)"
+  VERSION="$VERSION" scripts/build-images.sh "${names[@]}"
+else
+  for name in "${names[@]}"; do
+    image="apod-$name:$VERSION"
+    [ "$name" = postgres ] && image="$LOCAL_POSTGRES"
+    docker image inspect "$image" >/dev/null 2>&1 || die "image $image is missing: make images"
+  done
+fi
+
+if [ "$postgres_image" != "$LOCAL_POSTGRES" ]; then
+  docker image inspect "$postgres_image" >/dev/null 2>&1 \
+    || timeout 300 docker pull -q "$postgres_image" >/dev/null \
+    || die "cannot pull $postgres_image; set APOD_POSTGRES_IMAGE=$LOCAL_POSTGRES in ${ENV_FILE#"$REPO"/}"
+fi

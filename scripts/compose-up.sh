@@ -3,11 +3,13 @@
 #
 #   scripts/compose-up.sh [--offline] [--no-build]
 #
-# Installs/starts what is missing (Docker engine, compose plugin, .env with random
-# secrets, images), starts the services, waits until every long-running one is healthy
-# and both init services have succeeded (APOD_UP_TIMEOUT seconds, default 900), waits
-# for the apod_etl DAG to be parsed, unpauses it and prints the UI address and login.
+# Installs/starts what is missing (Docker engine, compose plugin, the env file with
+# random secrets, images), starts the services, waits until every long-running one is
+# healthy and both init services have succeeded (APOD_UP_TIMEOUT seconds, default 900),
+# waits for the apod_etl DAG to be parsed and prints the UI address and login. The DAG
+# stays paused: nothing runs until a run is asked for (scripts/compose-run.sh).
 # --offline adds the `offline` profile (apod-testserver) and points the steps at it.
+# The stack is the env file's (.env, or APOD_ENV_FILE: scripts/compose-lib.sh).
 set -euo pipefail
 # shellcheck source=scripts/compose-lib.sh
 . "$(dirname "$0")/compose-lib.sh"
@@ -29,17 +31,16 @@ started=$(date +%s)
 scripts/ensure-docker.sh
 ensure_compose
 scripts/compose-env.sh
-[ "$build" = 1 ] && scripts/compose-images.sh
+if [ "$build" = 1 ]; then scripts/compose-images.sh; else scripts/compose-images.sh --no-build; fi
 
-services=(postgres airflow-apiserver airflow-scheduler airflow-dag-processor)
+services=(postgres airflow-api-server airflow-scheduler airflow-dag-processor)
 if [ "$offline" = 1 ]; then
   profiles="${COMPOSE_PROFILES-$(env_value COMPOSE_PROFILES)}"
   export COMPOSE_PROFILES="${profiles:+$profiles,}offline"
 fi
 if compose_offline; then
   services+=(apod-testserver)
-  fixtures="${APOD_FIXTURES_DIR:-$(env_value APOD_FIXTURES_DIR)}"
-  fixtures="${fixtures:-./tests/fixtures/apod}"
+  fixtures="$(setting APOD_FIXTURES_DIR ./tests/fixtures/apod)"
   [ -d "$fixtures" ] || die "the offline profile serves $fixtures, which does not exist"
 fi
 
@@ -100,17 +101,17 @@ while :; do
 done
 log "all services healthy after $(($(date +%s) - started))s"
 
-"$PYTHON" scripts/airflow_api.py --timeout 300 wait "$DAG_ID"
-"$PYTHON" scripts/airflow_api.py unpause "$DAG_ID"
+"$PYTHON" scripts/airflow_api.py --url "$(ui_url)" --env-file "$ENV_FILE" --timeout 300 \
+  wait "$DAG_ID"
 
 api_url="${APOD_API_URL:-$(env_value APOD_API_URL)}"
-pg_port="${APOD_PG_PORT:-$(env_value APOD_PG_PORT)}"
 cat <<EOF
 
-  Airflow UI:  http://127.0.0.1:8080   (bound to 127.0.0.1 only)
-  login:       admin / $(env_value AIRFLOW_ADMIN_PASSWORD)   (AIRFLOW_ADMIN_PASSWORD in .env)
-  Postgres:    127.0.0.1:${pg_port:-5433}   databases airflow, apod
+  Airflow UI:  $(ui_url)   (bound to 127.0.0.1 only)
+  login:       admin / $(env_value AIRFLOW_ADMIN_PASSWORD)   (AIRFLOW_ADMIN_PASSWORD in ${ENV_FILE#"$REPO"/})
+  Postgres:    127.0.0.1:$(setting APOD_PG_PORT 5433)   databases airflow, apod
   APOD API:    ${api_url:-https://api.nasa.gov/planetary/apod}
+  DAG $DAG_ID: paused until a run is asked for (make run DATE=YYYY-MM-DD)
   ready in $(($(date +%s) - started))s
 
 EOF

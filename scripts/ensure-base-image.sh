@@ -1,63 +1,110 @@
 #!/usr/bin/env bash
-# Print the base image the Dockerfiles should build FROM, making sure it exists.
+# Print the base image to build FROM, making sure it exists.
 #
-# The Dockerfiles default to the official python:3.11-slim-bookworm. When no registry
-# answers (air-gapped machines, CI sandboxes) we bootstrap an equivalent base from
-# Debian's packages with debootstrap and `docker import` it, so that the same
-# Dockerfiles build unchanged with --build-arg BASE_IMAGE=<local base>.
+#   scripts/ensure-base-image.sh [python]   the Python base (images/base, images/airflow)
+#   scripts/ensure-base-image.sh debian     the minimal Debian base (images/postgres)
+#
+# The Dockerfiles default to the official python:3.11-slim-bookworm and debian:bookworm-slim.
+# When no registry answers (air-gapped machines, CI sandboxes) this bootstraps equivalents:
+# a minimal Debian from Debian's packages with debootstrap, `docker import`ed as
+# apod-local/debian:bookworm-slim, and the Python base built on it
+# (images/base/python-local.Dockerfile), so the two share their Debian layer and the same
+# Dockerfiles build unchanged with --build-arg PYTHON_IMAGE=... / DEBIAN_IMAGE=....
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-OFFICIAL="${APOD_OFFICIAL_BASE:-python:3.11-slim-bookworm}"
-LOCAL="${APOD_LOCAL_BASE:-apod-local/python:3.11-slim-bookworm}"
+kind="${1:-python}"
 SUITE=bookworm
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 CACHE_DIR="${APOD_CACHE_DIR:-$HOME/.cache/apod}"
+OFFICIAL_DEBIAN="${APOD_OFFICIAL_DEBIAN:-debian:bookworm-slim}"
+OFFICIAL_PYTHON="${APOD_OFFICIAL_PYTHON:-python:3.11-slim-bookworm}"
+LOCAL_DEBIAN="${APOD_LOCAL_DEBIAN:-apod-local/debian:bookworm-slim}"
+LOCAL_PYTHON="${APOD_LOCAL_PYTHON:-apod-local/python:3.11-slim-bookworm}"
 
 log() { printf 'ensure-base-image: %s\n' "$*" >&2; }
+present() { docker image inspect "$1" >/dev/null 2>&1; }
 
-if docker image inspect "$OFFICIAL" >/dev/null 2>&1; then echo "$OFFICIAL"; exit 0; fi
-if docker image inspect "$LOCAL" >/dev/null 2>&1; then echo "$LOCAL"; exit 0; fi
-
-if [ "${APOD_OFFLINE_BASE:-0}" != "1" ] && timeout 60 docker pull -q "$OFFICIAL" >/dev/null 2>&1; then
-  echo "$OFFICIAL"; exit 0
-fi
-
-log "no registry answered for $OFFICIAL; bootstrapping $LOCAL from Debian $SUITE"
-if [ "$(id -u)" -ne 0 ]; then
-  log "debootstrap needs root; run this script as root once, or pull $OFFICIAL"
-  exit 1
-fi
-command -v debootstrap >/dev/null 2>&1 || {
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+# The official image when it is here or a registry gives it (a refusal answers at once).
+official() {
+  present "$1" && return 0
+  [ "${APOD_OFFLINE_BASE:-0}" != 1 ] && timeout 60 docker pull -q "$1" >/dev/null 2>&1
 }
 
-mkdir -p "$CACHE_DIR"
-tarball="$CACHE_DIR/base-$SUITE-python3.tar"
-if [ ! -s "$tarball" ]; then
-  root=$(mktemp -d /tmp/apod-rootfs.XXXXXX)
-  trap 'rm -rf "$root"' EXIT
-  debootstrap --variant=minbase --include=python3,python3-pip,python3-venv,ca-certificates \
-    "$SUITE" "$root" "$MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1 \
-    || { log "debootstrap failed; see $CACHE_DIR/debootstrap.log"; exit 1; }
-  # Match the official image's conventions: `python`/`pip` on PATH, pip allowed to
-  # install into the system interpreter (it is the only one in the image).
-  ln -sf /usr/bin/python3 "$root/usr/local/bin/python"
-  ln -sf /usr/bin/pip3 "$root/usr/local/bin/pip"
-  rm -f "$root"/usr/lib/python3*/EXTERNALLY-MANAGED
-  # Builds reach the package index only through this machine's TLS interception, so
-  # the base trusts the host's bundle (public CAs plus the local one; nothing secret).
-  if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
-    cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+# Debian's minbase, trimmed like the official slim image (no docs, man pages or message
+# translations, now or in packages installed later).
+bootstrap_debian() {
+  if [ "$(id -u)" -ne 0 ]; then
+    log "debootstrap needs root; run this script as root once, or pull $OFFICIAL_DEBIAN"
+    exit 1
   fi
-  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-  tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
-fi
+  command -v debootstrap >/dev/null 2>&1 || {
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  }
+  mkdir -p "$CACHE_DIR"
+  local tarball="$CACHE_DIR/debian-$SUITE-minbase.tar"
+  if [ ! -s "$tarball" ]; then
+    local root
+    root=$(mktemp -d /tmp/apod-rootfs.XXXXXX)
+    # shellcheck disable=SC2064  # expand now: the trap must remove this very folder
+    trap "rm -rf '$root'" EXIT
+    log "debootstrap $SUITE (log: $CACHE_DIR/debootstrap.log)"
+    debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1 \
+      || { log "debootstrap failed; see $CACHE_DIR/debootstrap.log"; exit 1; }
+    cat >"$root/etc/dpkg/dpkg.cfg.d/apod-slim" <<'CFG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/locale/*
+CFG
+    find "$root/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
+    find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+    rm -rf "$root"/usr/share/{man,groff,info,lintian,locale}/* \
+      "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/*.log
+    # Builds reach the package indexes only through this machine's TLS interception, so
+    # the base trusts the host's bundle (public CAs plus the local one; nothing secret);
+    # Debian's ca-certificates picks it up when an image installs that package.
+    if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
+      mkdir -p "$root/usr/local/share/ca-certificates" "$root/etc/ssl/certs"
+      cp /etc/ssl/certs/ca-certificates.crt "$root/usr/local/share/ca-certificates/apod-host.crt"
+      cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+    fi
+    tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+  fi
+  docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["bash"]' \
+    "$tarball" "$LOCAL_DEBIAN" >/dev/null
+  log "imported $LOCAL_DEBIAN"
+}
 
-docker import \
-  --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  --change 'ENV LANG=C.UTF-8' \
-  --change 'CMD ["python3"]' \
-  "$tarball" "$LOCAL" >/dev/null
-log "imported $LOCAL"
-echo "$LOCAL"
+debian_base() {
+  if official "$OFFICIAL_DEBIAN"; then echo "$OFFICIAL_DEBIAN"; return; fi
+  present "$LOCAL_DEBIAN" || bootstrap_debian
+  echo "$LOCAL_DEBIAN"
+}
+
+python_base() {
+  if official "$OFFICIAL_PYTHON"; then echo "$OFFICIAL_PYTHON"; return; fi
+  if ! present "$LOCAL_PYTHON"; then
+    local debian
+    debian=$(debian_base)
+    log "no registry answered for $OFFICIAL_PYTHON; building $LOCAL_PYTHON on $debian"
+    mkdir -p .cache/build-logs
+    docker build --build-arg "DEBIAN_IMAGE=$debian" -t "$LOCAL_PYTHON" - \
+      <images/base/python-local.Dockerfile \
+      >.cache/build-logs/python-local.log 2>&1 \
+      || { tail -n 20 .cache/build-logs/python-local.log >&2; exit 1; }
+  fi
+  echo "$LOCAL_PYTHON"
+}
+
+case "$kind" in
+  python) python_base ;;
+  debian) debian_base ;;
+  *) echo "usage: $0 [python|debian]" >&2; exit 2 ;;
+esac

@@ -13,7 +13,7 @@ set -euo pipefail
 
 CLUSTER="${KIND_CLUSTER_NAME:-apod}"
 KUBE_CONTEXT="kind-$CLUSTER"
-need kind kubectl docker make
+need kind kubectl docker python3
 "$REPO/scripts/ensure-docker.sh"
 
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then

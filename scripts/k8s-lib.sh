@@ -10,9 +10,10 @@
 #   APOD_K8S_STATE_DIR     port-forward pid, log and context (default .cache/k8s)
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
-[ -x "$PYTHON" ] || PYTHON=python3
-VERSION="${VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/pyproject.toml" | head -n1)}"
+# The scripts these call are standard-library Python: no virtualenv needed.
+PYTHON="${PYTHON:-python3}"
+VERSION="$(cat "$REPO/VERSION")"
+PG_MAJOR="$(cat "$REPO/images/postgres/PG_MAJOR")"
 NAMESPACE=apod
 SECRETS_FILE="${APOD_K8S_SECRETS_FILE:-$REPO/k8s/.secrets.env}"
 UI_PORT="${APOD_K8S_UI_PORT:-8080}"
@@ -20,7 +21,7 @@ TIMEOUT="${APOD_K8S_TIMEOUT:-900}"
 STATE_DIR="${APOD_K8S_STATE_DIR:-$REPO/.cache/k8s}"
 # Postgres is built from images/postgres (Debian's server behind the official image's
 # entrypoint contract), so a cluster needs nothing from a registry.
-POSTGRES_IMAGE="apod-postgres:15"
+POSTGRES_IMAGE="apod-postgres:$PG_MAJOR"
 # Every image a pod of the deployment or of the DAG runs; all are loaded into the cluster.
 IMAGES=(
   "apod-extract:$VERSION" "apod-transform:$VERSION" "apod-load:$VERSION"
@@ -45,9 +46,8 @@ build_images() {
   if [ "${APOD_K8S_SKIP_BUILD:-}" = 1 ]; then
     log "APOD_K8S_SKIP_BUILD=1: using the local images as they are"
   else
-    log "building the images (make images: the steps and Airflow) and $POSTGRES_IMAGE"
-    make -C "$REPO" images
-    PG_MAJOR="${POSTGRES_IMAGE#apod-postgres:}" "$REPO/scripts/build-images.sh" postgres
+    log "building the images the cluster runs: the steps, Airflow and $POSTGRES_IMAGE"
+    "$REPO/scripts/build-images.sh" extract transform load version airflow postgres
   fi
   local image
   for image in "${IMAGES[@]}"; do
@@ -91,13 +91,16 @@ wait_job() {
   die "job/$job not complete after ${TIMEOUT}s"
 }
 
+# The overlay with its image tags set from VERSION and PG_MAJOR (scripts/k8s_overlay.py):
+# a generated kustomization, kept in the state directory to be looked at.
 deploy() {
-  local overlay="$REPO/k8s/overlays/$1"
+  local overlay="$STATE_DIR/kustomize/$1"
+  "$PYTHON" "$REPO/scripts/k8s_overlay.py" "$1" "$overlay"
   apply_secrets
   # A Job's pod template cannot change: re-running the up script replaces the Jobs (both
   # are idempotent).
   kc delete job apod-db-init airflow-db-migrate --ignore-not-found >/dev/null
-  log "applying k8s/overlays/$1"
+  log "applying k8s/overlays/$1 (images $VERSION, Postgres $PG_MAJOR)"
   kubectl --context "$KUBE_CONTEXT" apply -k "$overlay"
   kc rollout status statefulset/postgres --timeout="${TIMEOUT}s"
   wait_job apod-db-init

@@ -14,7 +14,7 @@ set -euo pipefail
 
 PROFILE="${MINIKUBE_PROFILE:-apod}"
 KUBE_CONTEXT="$PROFILE"
-need minikube kubectl docker make
+need minikube kubectl docker python3
 "$REPO/scripts/ensure-docker.sh"
 
 if minikube status --profile "$PROFILE" >/dev/null 2>&1; then

@@ -4,8 +4,10 @@
 #
 #   scripts/k8s-run.sh 2024-01-01 [2024-01-31]      (make k8s-run DATE=... [END=...])
 #
-# Needs a cluster brought up by scripts/k8s-kind-up.sh or k8s-minikube-up.sh; restarts
-# the port-forward when it has died. Exit codes are airflow_api.py's: 0 success, 1 the
+# Only that run starts: on a paused DAG it is triggered in the slot of the scheduled run
+# that unpausing would start at once, then the DAG is unpaused (k8s/README.md, "What
+# runs when"). Needs a cluster brought up by scripts/k8s-kind-up.sh or
+# k8s-minikube-up.sh; restarts the port-forward when it has died. Exit codes are airflow_api.py's: 0 success, 1 the
 # run failed, 2 usage, 3 timed out, 4 login refused, 5 API unreachable.
 set -euo pipefail
 # shellcheck source=scripts/k8s-lib.sh

@@ -1,3 +1,4 @@
-"""One definition of the APOD pipeline's steps, rendered to DockerOperator and to
-KubernetesPodOperator. The DAG files next to this package only pick a renderer.
+"""One definition of the APOD pipeline's steps (steps.py, standard library only), rendered
+to DockerOperator, to KubernetesPodOperator and to `docker run` by hand. The DAG files
+next to this package only pick a renderer.
 """

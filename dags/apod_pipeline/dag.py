@@ -1,7 +1,9 @@
 """The DAG both deployments share: schedule, params, retries, docs, and the task graph.
 
 `build_dag(dag_id, render)` calls `render(step, settings)` once per step and wires the
-steps' `upstream`; the renderer is the only thing the two DAGs differ in.
+steps' `upstream`; the renderer is the only thing the two DAGs differ in. What both
+renderers turn into Airflow's terms is here too: the run values as Jinja templates and
+the steps' outputs as Assets.
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
 from apod_pipeline.settings import Settings
-from apod_pipeline.steps import Step, steps
+from apod_pipeline.steps import RunValue, Step, steps
 
 OWNER = "apod"
 FIRST_APOD = datetime(1995, 6, 16, tzinfo=UTC)
@@ -25,6 +27,26 @@ DEFAULT_ARGS = {
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
 }
+
+
+# The run's dates: a manual run's params when given, else the data interval's date.
+# A manual run triggered without a logical date has no `ds`; it then falls back to
+# the day it was triggered for (run_after).
+_RUN_DATE = "ds | default(dag_run.run_after | ds)"
+TEMPLATES = {
+    RunValue.START: "{{ params.start_date or " + _RUN_DATE + " }}",
+    RunValue.END: "{{ params.end_date or params.start_date or " + _RUN_DATE + " }}",
+    RunValue.RUN_ID: "{{ run_id }}",
+}
+
+
+def templated_arguments(step: Step) -> list[str]:
+    """The step's arguments as the operators take them: Jinja in place of run values."""
+    return step.arguments_with(TEMPLATES.__getitem__)
+
+
+def outlets(step: Step) -> list[Asset]:
+    return [Asset(name=output.name, uri=output.uri) for output in step.outputs]
 
 
 def params() -> dict[str, Param]:

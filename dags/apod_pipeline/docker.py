@@ -14,11 +14,11 @@ from airflow.providers.docker.operators.docker import DockerOperator
 from docker.types import Mount
 
 from apod_pipeline import secrets
-from apod_pipeline.dag import build_dag
+from apod_pipeline.dag import build_dag, outlets, templated_arguments
 from apod_pipeline.exit_codes import NOTHING_TO_DO
 from apod_pipeline.retry import DOCKER_RETRY_POLICY
 from apod_pipeline.settings import Settings
-from apod_pipeline.steps import DATA_DIR, DVC_REMOTE_DIR, SecretEnv, Step
+from apod_pipeline.steps import DATA, DVC_REMOTE, SecretEnv, Step
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -86,14 +86,15 @@ def docker_cpus(quantity: str) -> float:
 
 
 def docker_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
-    mounts = [Mount(target=DATA_DIR, source=settings.data_volume, type="volume")]
-    if step.dvc_remote:
-        mounts.append(Mount(target=DVC_REMOTE_DIR, source=settings.dvc_volume, type="volume"))
+    named_volumes = {DATA.name: settings.data_volume, DVC_REMOTE.name: settings.dvc_volume}
+    mounts = [
+        Mount(target=v.path, source=named_volumes[v.name], type="volume") for v in step.volumes
+    ]
     return {
         "task_id": step.task_id,
         "doc": step.doc,
         "image": settings.image(step.image),
-        "command": list(step.arguments),  # the image's ENTRYPOINT is the step's CLI
+        "command": templated_arguments(step),  # the image's ENTRYPOINT is the step's CLI
         "environment": dict(step.environment),
         "secret_env": step.secrets,
         "mounts": mounts,
@@ -113,7 +114,7 @@ def docker_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "labels": {"org.apod.pipeline": "apod", "org.apod.step": step.task_id},
         "execution_timeout": step.execution_timeout,
         "retry_policy": DOCKER_RETRY_POLICY,
-        "outlets": list(step.outlets),
+        "outlets": outlets(step),
     }
 
 

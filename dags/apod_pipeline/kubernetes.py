@@ -3,31 +3,24 @@
 Pods run in APOD_K8S_NAMESPACE under the restricted Pod Security Standard, mount the
 PVC `apod-data` at /data (and `apod-dvc-remote` at /dvc-remote for version), and take
 their secrets from the Secret `apod-secrets` by secretKeyRef: the DAG holds names only.
-
-`render_pods()` renders every pod of the DAG to a manifest without a cluster; the k8s
-tests validate those manifests and run their containers with Docker.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.secret import Secret
 from kubernetes.client import models as k8s
 
-from apod_pipeline.dag import build_dag
+from apod_pipeline.dag import build_dag, outlets, templated_arguments
 from apod_pipeline.exit_codes import NOTHING_TO_DO
 from apod_pipeline.retry import POD_RETRY_POLICY
 from apod_pipeline.settings import Settings
-from apod_pipeline.steps import DATA_DIR, DVC_REMOTE_DIR, Step
-
-if TYPE_CHECKING:
-    import datetime as dt
+from apod_pipeline.steps import DATA, DVC_REMOTE, Step
 
 DAG_ID = "apod_etl_k8s"
-DATA_PVC = "apod-data"
-DVC_PVC = "apod-dvc-remote"
+CLAIMS = {DATA.name: "apod-data", DVC_REMOTE.name: "apod-dvc-remote"}  # volume -> PVC
 SECRET_NAME = "apod-secrets"  # noqa: S105 - the Secret's name, not a value
 # The images' user (uid 10001, gid 0: files group-writable, as on OpenShift).
 RUN_AS_USER = 10001
@@ -54,17 +47,16 @@ CONTAINER_SECURITY_CONTEXT = k8s.V1SecurityContext(
 
 
 def _volumes(step: Step) -> tuple[list[k8s.V1Volume], list[k8s.V1VolumeMount]]:
-    claims = [("data", DATA_PVC, DATA_DIR)]
-    if step.dvc_remote:
-        claims.append(("dvc-remote", DVC_PVC, DVC_REMOTE_DIR))
     volumes = [
         k8s.V1Volume(
-            name=name,
-            persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=claim),
+            name=volume.name,
+            persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(
+                claim_name=CLAIMS[volume.name]
+            ),
         )
-        for name, claim, _ in claims
+        for volume in step.volumes
     ]
-    mounts = [k8s.V1VolumeMount(name=name, mount_path=path) for name, _, path in claims]
+    mounts = [k8s.V1VolumeMount(name=v.name, mount_path=v.path) for v in step.volumes]
     # The root filesystem is read-only: HOME, git and DVC scratch space live in /tmp.
     volumes.append(
         k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource(size_limit=TMP_SIZE))
@@ -82,7 +74,7 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "namespace": settings.k8s_namespace,
         "image": settings.image(step.image),
         "image_pull_policy": "IfNotPresent",  # images are loaded into the cluster, no registry
-        "arguments": list(step.arguments),  # the image's ENTRYPOINT is the step's CLI
+        "arguments": templated_arguments(step),  # the image's ENTRYPOINT is the step's CLI
         "env_vars": [k8s.V1EnvVar(name=k, value=v) for k, v in step.environment.items()],
         "secrets": [Secret("env", ref.env, SECRET_NAME, ref.secret_key) for ref in step.secrets],
         "volumes": volumes,
@@ -110,7 +102,7 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "termination_message_policy": "FallbackToLogsOnError",
         "execution_timeout": step.execution_timeout,
         "retry_policy": POD_RETRY_POLICY,
-        "outlets": list(step.outlets),
+        "outlets": outlets(step),
     }
 
 
@@ -133,34 +125,3 @@ def dag(settings: Settings | None = None):
         tags=["kubernetes"],
         settings=settings,
     )
-
-
-def render_pods(
-    *,
-    logical_date: dt.date | str | None = "2024-01-02",
-    start_date: str | None = None,
-    end_date: str | None = None,
-    run_id: str = "manual__render",
-    settings: Settings | None = None,
-) -> list[tuple[str, dict]]:
-    """Every pod the DAG would launch for one run, as (task_id, manifest) in task order.
-
-    No cluster is needed: templates are rendered with a run's context and the pod is
-    built by the operator's own `build_pod_request_obj`. `start_date`/`end_date` are the
-    manual run's params; `logical_date=None` is a manual run without a logical date.
-    Pod names keep the operator's random suffix, as in a real run.
-    """
-    from kubernetes.client import ApiClient
-
-    from apod_pipeline.rendering import render_context
-
-    conf = {k: v for k, v in (("start_date", start_date), ("end_date", end_date)) if v}
-    dag_ = dag(settings)
-    client = ApiClient()
-    manifests = []
-    for task in dag_.topological_sort():
-        context = render_context(dag_, task, run_id=run_id, logical_date=logical_date, conf=conf)
-        task.render_template_fields(context)
-        pod = task.build_pod_request_obj(context, dry_run=True)
-        manifests.append((task.task_id, client.sanitize_for_serialization(pod)))
-    return manifests

@@ -1,39 +1,77 @@
-"""Deployment settings the DAGs read from the environment when they are parsed.
+"""Deployment settings, read from the environment when a DAG is parsed or a run starts.
 
 Only names and locations live here (image tag, volumes, network, API URL); secrets are
-never read at parse time (see apod_pipeline.secrets).
+never read at parse time (see apod_pipeline.secrets). Standard library only: the
+by-hand runner (`make steps`) reads the same settings with a plain python3.
+
+The image tag's default is the project version. The repository's VERSION file is its
+only copy: a checkout (tests, `airflow dags test`, `make steps`) reads it from there,
+and the Airflow image, which carries dags/ but not VERSION, sets APOD_IMAGE_TAG.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
-# Equal to `version` in pyproject.toml (a DAG test checks it): `make images` tags the
-# step images apod-<step>:<version>.
-DEFAULT_IMAGE_TAG = "0.1.0"
+VERSION_FILE = Path(__file__).resolve().parents[2] / "VERSION"
+
+
+def checkout_version(path: Path = VERSION_FILE) -> str:
+    """The project version of the checkout this package lies in."""
+    try:
+        version = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise LookupError(
+            f"APOD_IMAGE_TAG is not set and {path} does not exist: set APOD_IMAGE_TAG "
+            "(the Airflow image does) or use dags/ from a checkout of the repository"
+        ) from None
+    if not version:
+        raise LookupError(f"{path} is empty")
+    return version
 
 
 @dataclass(frozen=True)
 class Settings:
     """Field name -> environment variable in ENV_NAMES; the defaults are the interface's."""
 
-    image_tag: str = DEFAULT_IMAGE_TAG
+    image_tag: str = field(default_factory=checkout_version)
     api_url: str = "https://api.nasa.gov/planetary/apod"
     docker_url: str = "unix://var/run/docker.sock"
     docker_network: str = "apod-net"
     data_volume: str = "apod-data"
     dvc_volume: str = "apod-dvc-remote"
     k8s_namespace: str = "apod"
+    # Chunks extract fetches at once (`--concurrency`); None: extract's own default.
+    extract_concurrency: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """Each setting from its variable; unset or empty keeps the default."""
-        return cls(**{name: environ[var] for name, var in ENV_NAMES.items() if environ.get(var)})
+        values = {}
+        for name, var in ENV_NAMES.items():
+            if environ.get(var):
+                values[name] = PARSERS.get(name, _text)(var, environ[var])
+        return cls(**values)
 
     def image(self, name: str) -> str:
         return f"apod-{name}:{self.image_tag}"
+
+
+def _text(var: str, text: str) -> str:
+    return text
+
+
+def _positive_int(var: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{var} must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 ENV_NAMES = {
@@ -44,4 +82,7 @@ ENV_NAMES = {
     "data_volume": "APOD_DATA_VOLUME",
     "dvc_volume": "APOD_DVC_VOLUME",
     "k8s_namespace": "APOD_K8S_NAMESPACE",
+    "extract_concurrency": "APOD_EXTRACT_CONCURRENCY",
 }
+# Settings that are not strings: (variable, text) -> value, or ValueError naming the variable.
+PARSERS: dict[str, Callable[[str, str], object]] = {"extract_concurrency": _positive_int}

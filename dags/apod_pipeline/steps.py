@@ -1,31 +1,58 @@
 """The pipeline's steps, defined once: what each container runs, with what, on what.
 
-Both renderers (apod_pipeline.docker, apod_pipeline.kubernetes) turn these records into
-operators; nothing here knows about either operator.
+Standard library only. Three renderers turn these records into something that runs:
+apod_pipeline.docker (DockerOperator), apod_pipeline.kubernetes (KubernetesPodOperator)
+and apod_pipeline.by_hand (`docker run`, for `make steps`, the bench and the tests).
+Nothing here knows about any of them: what differs per run is a RunValue that each
+renderer fills in its own way (Jinja templates in the DAGs, plain values by hand), and
+the data a step writes is an Output that the DAGs declare as an Airflow Asset.
 """
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from airflow.sdk import Asset
-
 from apod_pipeline.settings import Settings
 
-DATA_DIR = "/data"
-DVC_REMOTE_DIR = "/dvc-remote"
 
-# The run's dates: a manual run's params when given, else the data interval's date.
-# A manual run triggered without a logical date has no `ds`; it then falls back to
-# the day it was triggered for (run_after).
-_RUN_DATE = "ds | default(dag_run.run_after | ds)"
-START_DATE = "{{ params.start_date or " + _RUN_DATE + " }}"
-END_DATE = "{{ params.end_date or params.start_date or " + _RUN_DATE + " }}"
-RUN_ID = "{{ run_id }}"
+class RunValue(enum.Enum):
+    """A value of one run, in a step's arguments."""
 
-CSV_ASSET = Asset(name="apod_data.csv", uri=f"file://{DATA_DIR}/apod_data.csv")
-TABLE_ASSET = Asset(name="apod.apod_entries", uri="postgres://postgres:5432/apod/apod/apod_entries")
+    START = "start"  # first day, YYYY-MM-DD
+    END = "end"  # last day, inclusive
+    RUN_ID = "run_id"  # names the run's batch, so the steps find each other's files
+
+
+START, END, RUN_ID = RunValue.START, RunValue.END, RunValue.RUN_ID
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A volume the steps share, by name; each renderer says what backs it (a Docker
+    volume, a PersistentVolumeClaim, a host directory)."""
+
+    name: str
+    path: str  # where the container sees it
+
+
+DATA = Volume("data", "/data")
+DVC_REMOTE = Volume("dvc-remote", "/dvc-remote")
+DATA_CSV = "apod_data.csv"  # the merged dataset, in the data directory
+
+
+@dataclass(frozen=True)
+class Output:
+    """Data a step leaves behind for others (an Airflow Asset in the DAGs)."""
+
+    name: str
+    uri: str
+
+
+CSV = Output(name=DATA_CSV, uri=f"file://{DATA.path}/{DATA_CSV}")
+TABLE = Output(name="apod.apod_entries", uri="postgres://postgres:5432/apod/apod/apod_entries")
 
 
 @dataclass(frozen=True)
@@ -34,6 +61,8 @@ class SecretEnv:
 
     DockerOperator: looked up in an Airflow connection when the task runs.
     KubernetesPodOperator: a key of the Secret `apod-secrets` (secretKeyRef).
+    By hand: passed on by name from the caller's environment, as are `<env>_FILE` and
+    the `alternatives` (a variable whose name ends in FILE names a file, mounted).
     """
 
     env: str
@@ -41,6 +70,7 @@ class SecretEnv:
     kind: str  # "password": the connection's password; "postgres_uri": a URI built from it
     secret_key: str
     fallback: str | None = None  # used when the connection does not exist
+    alternatives: tuple[str, ...] = ()  # what the step reads when `env` is not set
 
 
 NASA_API_KEY = SecretEnv(
@@ -55,6 +85,16 @@ DATABASE_URL = SecretEnv(
     connection="apod_db",
     kind="postgres_uri",
     secret_key="database-url",  # noqa: S106 - a key name in the Secret
+    # libpq's own variables: load connects with them when there is no URL.
+    alternatives=(
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGDATABASE",
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "PGSSLMODE",
+    ),
 )
 
 
@@ -78,24 +118,58 @@ MEDIUM = Resources(cpu_request="250m", cpu_limit="1", memory_request="256Mi", me
 class Step:
     task_id: str
     image: str  # apod-<image>:<tag>
-    arguments: tuple[str, ...]  # after the image's ENTRYPOINT; may hold templates
+    arguments: tuple[str | RunValue, ...]  # after the image's ENTRYPOINT
     upstream: tuple[str, ...]
     execution_timeout: timedelta
     resources: Resources
     environment: dict[str, str] = field(default_factory=dict)  # not secret
     secrets: tuple[SecretEnv, ...] = ()
-    dvc_remote: bool = False  # mounts the DVC remote at DVC_REMOTE_DIR
-    outlets: tuple[Asset, ...] = ()
+    volumes: tuple[Volume, ...] = (DATA,)
+    outputs: tuple[Output, ...] = ()
     doc: str = ""
 
+    def arguments_with(self, fill: Callable[[RunValue], str]) -> list[str]:
+        """The arguments with each RunValue replaced by `fill(value)`."""
+        return [fill(a) if isinstance(a, RunValue) else a for a in self.arguments]
 
-def steps(settings: Settings) -> tuple[Step, ...]:
+
+@dataclass(frozen=True)
+class Checkout:
+    """By hand only (`make steps`): a clone of this repository is the data repository.
+
+    The steps' /data is its data/ directory, and version commits the .dvc file into it
+    instead of making the data volume a repository of its own (`--init-repo`). The
+    checkout and a local DVC remote are mounted at their own paths, so that the paths
+    git and DVC record are the host's.
+    """
+
+    path: str
+    dvc_remote: str | None = None  # APOD_DVC_REMOTE as given; None: the checkout's config
+    local_remote: str | None = None  # the remote's directory when it is one, mounted
+    git_remote: str = "none"  # no git push by hand unless asked (APOD_GIT_REMOTE=origin)
+
+    @property
+    def data_dir(self) -> str:
+        """What the steps mount at /data."""
+        return f"{self.path}/data"
+
+    @property
+    def volumes(self) -> tuple[Volume, ...]:
+        """What version mounts, each at its own path."""
+        remote = (Volume(DVC_REMOTE.name, self.local_remote),) if self.local_remote else ()
+        return (Volume("checkout", self.path), *remote)
+
+
+def steps(settings: Settings, checkout: Checkout | None = None) -> tuple[Step, ...]:
     """The five tasks in dependency order."""
+    concurrency = settings.extract_concurrency
+    # Passed only when set, so an extract image without the option keeps working.
+    concurrency_args = ("--concurrency", str(concurrency)) if concurrency else ()
     return (
         Step(
             task_id="extract",
             image="extract",
-            arguments=("--start", START_DATE, "--end", END_DATE, "--run-id", RUN_ID),
+            arguments=("--start", START, "--end", END, "--run-id", RUN_ID, *concurrency_args),
             upstream=(),
             # A backfill of years is many chunked requests, and a 429 may ask for a long wait.
             execution_timeout=timedelta(minutes=45),
@@ -121,7 +195,7 @@ def steps(settings: Settings) -> tuple[Step, ...]:
             execution_timeout=timedelta(minutes=15),
             resources=MEDIUM,
             secrets=(DATABASE_URL,),
-            outlets=(TABLE_ASSET,),
+            outputs=(TABLE,),
             doc="Upsert the staged batch into apod.apod_entries.",
         ),
         Step(
@@ -131,19 +205,37 @@ def steps(settings: Settings) -> tuple[Step, ...]:
             upstream=("transform",),
             execution_timeout=timedelta(minutes=15),
             resources=MEDIUM,
-            outlets=(CSV_ASSET,),
+            outputs=(CSV,),
             doc="Merge the staged batch into /data/apod_data.csv.",
         ),
-        Step(
-            task_id="version",
-            image="version",
+        version_step(checkout),
+    )
+
+
+def version_step(checkout: Checkout | None) -> Step:
+    common = {
+        "task_id": "version",
+        "image": "version",
+        "upstream": ("load_postgres", "load_csv"),
+        # dvc push of a large CSV to a slow remote.
+        "execution_timeout": timedelta(minutes=30),
+        "resources": MEDIUM,
+        "doc": "DVC-track the CSV, push it to the remote, commit the .dvc file.",
+    }
+    if checkout is None:
+        # The data volume is the data repository (git + DVC), made one by the first run.
+        return Step(
+            **common,
             arguments=("--run-id", RUN_ID, "--init-repo"),
-            upstream=("load_postgres", "load_csv"),
-            # dvc push of a large CSV to a slow remote.
-            execution_timeout=timedelta(minutes=30),
-            resources=MEDIUM,
-            environment={"APOD_DVC_REMOTE": DVC_REMOTE_DIR},
-            dvc_remote=True,
-            doc="DVC-track the CSV, push it to the remote, commit the .dvc file.",
-        ),
+            environment={"APOD_DVC_REMOTE": DVC_REMOTE.path},
+            volumes=(DATA, DVC_REMOTE),
+        )
+    environment = {"APOD_GIT_REMOTE": checkout.git_remote}
+    if checkout.dvc_remote:
+        environment["APOD_DVC_REMOTE"] = checkout.dvc_remote
+    return Step(
+        **common,
+        arguments=("--run-id", RUN_ID, "--csv", f"{checkout.data_dir}/{DATA_CSV}"),
+        environment=environment,
+        volumes=checkout.volumes,
     )

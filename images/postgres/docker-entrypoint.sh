@@ -88,11 +88,23 @@ if [ "${1:0:1}" = '-' ]; then
 fi
 
 if [ "$1" = postgres ]; then
+  # The image runs as postgres (uid 999); started as root anyway (`--user 0`), it prepares
+  # the directories and drops to postgres, as the official image does.
   if [ "$(id -u)" = 0 ]; then
     mkdir -p "$PGDATA" /var/run/postgresql
     chown postgres:postgres "$PGDATA" /var/run/postgresql
     chmod 0700 "$PGDATA"
     exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+  fi
+
+  # A fresh named volume takes the image's /var/lib/postgresql/data (postgres, 0700); a
+  # bind mount or another volume must be writable by this uid.
+  mkdir -p "$PGDATA" 2>/dev/null || :
+  chmod 0700 "$PGDATA" 2>/dev/null || :
+  if [ ! -w "$PGDATA" ]; then
+    log "$PGDATA is not writable by uid $(id -u); give the volume to that uid (the image's"
+    log "postgres user is 999:999) or start the container with --user 0 once"
+    exit 1
   fi
 
   export POSTGRES_USER="${POSTGRES_USER:-postgres}"

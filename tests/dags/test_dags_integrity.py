@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -91,11 +91,36 @@ print(json.dumps({{"elapsed": elapsed, "dag_id": namespace["dag"].dag_id}}))
     assert report["elapsed"] < 1.0, f"{path.name} took {report['elapsed']:.3f}s to import"
 
 
-def test_image_tag_default_is_the_project_version():
-    from apod_pipeline.settings import DEFAULT_IMAGE_TAG
+def test_image_tag_default_is_the_version_file():
+    from apod_pipeline.settings import Settings
 
-    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M)
-    assert version.group(1) == DEFAULT_IMAGE_TAG
+    assert Settings().image_tag == (REPO / "VERSION").read_text().strip()
+
+
+def test_without_a_checkout_the_image_tag_comes_from_the_environment(tmp_path):
+    """dags/ as the Airflow image holds it: no VERSION file beside it, APOD_IMAGE_TAG set."""
+    shutil.copytree(DAGS_DIR / "apod_pipeline", tmp_path / "dags" / "apod_pipeline")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from apod_pipeline.settings import Settings;"
+        'print(Settings.from_env().image("load"))'
+    )
+
+    def settle(**env):
+        return subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / "dags")],
+            env={"PATH": os.environ["PATH"], **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    baked = settle(APOD_IMAGE_TAG="1.2.3")
+    assert baked.returncode == 0, baked.stderr
+    assert baked.stdout.strip() == "apod-load:1.2.3"
+    neither = settle()
+    assert neither.returncode != 0
+    assert "APOD_IMAGE_TAG is not set" in neither.stderr
 
 
 def test_exit_codes_match_the_steps():
@@ -108,30 +133,40 @@ def test_exit_codes_match_the_steps():
 
 
 def test_settings_come_from_the_interface_variables():
-    from apod_pipeline.settings import ENV_NAMES, Settings
+    from apod_pipeline.settings import ENV_NAMES, PARSERS, Settings
 
     assert Settings.from_env({}) == Settings()
     defaults = Settings()
     assert (
-        defaults.image_tag,
         defaults.api_url,
         defaults.docker_url,
         defaults.docker_network,
         defaults.data_volume,
         defaults.dvc_volume,
         defaults.k8s_namespace,
+        defaults.extract_concurrency,
     ) == (
-        "0.1.0",
         "https://api.nasa.gov/planetary/apod",
         "unix://var/run/docker.sock",
         "apod-net",
         "apod-data",
         "apod-dvc-remote",
         "apod",
+        None,
     )
-    environ = {var: f"value-of-{var}" for var in ENV_NAMES.values()}
+    texts = {var: f"value-of-{var}" for var in ENV_NAMES.values()}
+    environ = texts | {ENV_NAMES[name]: "7" for name in PARSERS}
     overridden = Settings.from_env(environ)
     for name, var in ENV_NAMES.items():
-        assert getattr(overridden, name) == f"value-of-{var}"
+        expected = 7 if name in PARSERS else f"value-of-{var}"
+        assert getattr(overridden, name) == expected, name
     # Empty means unset, as in a compose file's `${VAR:-}`.
     assert Settings.from_env(dict.fromkeys(ENV_NAMES.values(), "")) == Settings()
+
+
+@pytest.mark.parametrize("text", ["0", "-2", "four", "1.5"])
+def test_a_bad_extract_concurrency_names_its_variable(text):
+    from apod_pipeline.settings import Settings
+
+    with pytest.raises(ValueError, match="APOD_EXTRACT_CONCURRENCY"):
+        Settings.from_env({"APOD_EXTRACT_CONCURRENCY": text})

@@ -1,22 +1,27 @@
 """`apod_etl_k8s`: the pods it would launch, rendered without a cluster.
 
-`render_pods()` is what the k8s tests validate against the Kubernetes schemas and run
-with Docker; here every pod is checked against the restricted Pod Security Standard and
-the interface (PVCs, Secret references, pull policy, resources).
+`render_pods()` (tests/support/airflow_render.py) is what the k8s tests validate against
+the Kubernetes schemas and run with Docker; here every pod is checked against the
+restricted Pod Security Standard and the interface (PVCs, Secret references, pull
+policy, resources).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from apod_pipeline.settings import Settings
+from apod_pipeline.steps import steps
+
 pytestmark = pytest.mark.dags
 
-TASKS = ["extract", "transform", "load_postgres", "load_csv", "version"]
+TASKS = [step.task_id for step in steps(Settings())]  # one pod per step, in order
 
 
 @pytest.fixture(scope="module")
 def pods():
-    from apod_pipeline.kubernetes import render_pods
+    from support.airflow_render import render_pods
+
     from apod_pipeline.settings import Settings
 
     return dict(
@@ -30,7 +35,8 @@ def container(manifest):
 
 
 def test_one_pod_per_task_in_order():
-    from apod_pipeline.kubernetes import render_pods
+    from support.airflow_render import render_pods
+
     from apod_pipeline.settings import Settings
 
     rendered = render_pods(settings=Settings())
@@ -159,7 +165,8 @@ def test_operator_lifecycle_arguments(k8s_dag, task_id):
 
 
 def test_manual_backfill_pod_arguments():
-    from apod_pipeline.kubernetes import render_pods
+    from support.airflow_render import render_pods
+
     from apod_pipeline.settings import Settings
 
     rendered = dict(
@@ -183,7 +190,7 @@ def test_manual_backfill_pod_arguments():
 
 
 def test_namespace_and_tag_follow_the_settings(monkeypatch):
-    from apod_pipeline.kubernetes import render_pods
+    from support.airflow_render import render_pods
 
     monkeypatch.setenv("APOD_K8S_NAMESPACE", "apod-ci")
     monkeypatch.setenv("APOD_IMAGE_TAG", "0.2.0")

@@ -24,7 +24,7 @@ def any_dag(request, docker_dag, k8s_dag):
 
 
 def rendered_arguments(dag, task_id, **run):
-    from apod_pipeline.rendering import render_context
+    from support.airflow_render import render_context
 
     task = dag.get_task(task_id)
     task.render_template_fields(render_context(dag, task, **run))

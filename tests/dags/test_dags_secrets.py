@@ -32,7 +32,7 @@ def canary_connections(monkeypatch):
 
 
 def _render_all(dag):
-    from apod_pipeline.rendering import render_context
+    from support.airflow_render import render_context
 
     for task in dag.tasks:
         task.render_template_fields(

@@ -1,6 +1,8 @@
 """The four step images run by hand with `docker run`, as a user would without Airflow.
 
 Real Docker, real Postgres, real git + DVC; the NASA API is the repository's test server.
+The steps are the pipeline's one definition, rendered by apod_pipeline.by_hand and run by
+scripts/apod_tools (what `make steps` runs, on named volumes here).
 """
 
 from __future__ import annotations
@@ -9,45 +11,32 @@ import csv
 import io
 import json
 import os
+import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from support.services import (
     REPO,
+    STEP_IMAGES,
     apod_test_server,
-    docker,
     docker_volume,
     fresh_database,
-    image,
     require_images,
     volume_cat,
     volume_git,
 )
 
+from apod_pipeline.by_hand import Placement
+from apod_pipeline.settings import Settings
+from apod_pipeline.steps import DATA, DVC_REMOTE, END, RUN_ID, START
+from apod_tools.runner import Runner, StepRun
+
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 
-STEPS = ("extract", "transform", "load", "version")
-START, END = "2024-01-01", "2024-01-31"
-
-
-def run_step(
-    name: str,
-    volume: str,
-    *args: str,
-    env: dict[str, str] | None = None,
-    extra: tuple[str, ...] = (),
-) -> subprocess.CompletedProcess:
-    """docker run one step on the shared volume; secrets travel by variable name only."""
-    env = env or {}
-    flags = ["--rm", "--network", "host", "-v", f"{volume}:/data", *extra]
-    for key in env:
-        flags += ["-e", key]
-    return docker("run", *flags, image(name), *args, env={**os.environ, **env}, check=False)
-
-
-def summary(result: subprocess.CompletedProcess) -> dict:
-    return json.loads(result.stdout.strip().splitlines()[-1])
+FIRST, LAST = "2024-01-01", "2024-01-31"
 
 
 def csv_rows(text: str) -> list[dict]:
@@ -62,86 +51,38 @@ def pg_content(db, columns: list[str]) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("name", [*STEPS, "testserver"])
-def test_image_runs_as_non_root_and_answers_help(name):
-    require_images(name)
-    user = docker("image", "inspect", "-f", "{{.Config.User}}", image(name)).stdout.strip()
-    assert user, "the image sets no USER"
-    assert user.split(":")[0] not in ("0", "root")
-    uid = docker("run", "--rm", "--entrypoint", "id", image(name), "-u").stdout.strip()
-    assert uid != "0"
-    result = docker("run", "--rm", image(name), "--help", check=False)
-    assert result.returncode == 0, result.stderr
-    assert "usage" in result.stdout.lower()
-
-
-@pytest.mark.parametrize(
-    ("name", "forbidden"),
-    [("extract", "pandas"), ("load", "dvc"), ("transform", "dvc"), ("version", "pandas")],
-)
-def test_images_carry_only_their_own_libraries(name, forbidden):
-    require_images(name)
-    result = docker(
-        "run",
-        "--rm",
-        "--entrypoint",
-        "python",
-        image(name),
-        "-c",
-        f"import {forbidden}",
-        check=False,
-    )
-    assert result.returncode != 0
+def served(server, first: str, last: str) -> list[dict]:
+    query = urlencode({"api_key": "DEMO_KEY", "start_date": first, "end_date": last})
+    with urllib.request.urlopen(f"{server.url}?{query}", timeout=10) as response:  # noqa: S310
+        return json.load(response)
 
 
 def test_four_steps_on_a_shared_volume_agree_and_rerun_changes_nothing():
-    require_images(*STEPS)
+    require_images(*STEP_IMAGES)
     with (
         apod_test_server() as server,
         fresh_database("apod_byhand") as db,
         docker_volume("apod-test-data") as data,
         docker_volume("apod-test-dvc") as remote,
     ):
-        served = json.loads(
-            __import__("requests")
-            .get(
-                server.url,
-                params={"api_key": "DEMO_KEY", "start_date": START, "end_date": END},
-                timeout=10,
-            )
-            .text
+        expected = served(server, FIRST, LAST)
+        runner = Runner(
+            Settings(api_url=server.url),
+            Placement(volumes={DATA.name: data, DVC_REMOTE.name: remote}),
+            {"APOD_DATABASE_URL": db.url},
         )
-        env = {"APOD_API_URL": server.url, "APOD_DATABASE_URL": db.url}
 
-        def pipeline(run_id: str) -> dict[str, subprocess.CompletedProcess]:
-            results = {
-                "extract": run_step(
-                    "extract", data, "--start", START, "--end", END, "--run-id", run_id, env=env
-                )
-            }
-            results["transform"] = run_step("transform", data, "--run-id", run_id)
-            results["load_postgres"] = run_step(
-                "load", data, "postgres", "--run-id", run_id, env=env
-            )
-            results["load_csv"] = run_step("load", data, "csv", "--run-id", run_id)
-            results["version"] = run_step(
-                "version",
-                data,
-                "--run-id",
-                run_id,
-                "--init-repo",
-                env={"APOD_DVC_REMOTE": "/dvc-remote"},
-                extra=("-v", f"{remote}:/dvc-remote"),
-            )
-            return results
+        def pipeline(run_id: str) -> dict[str, StepRun]:
+            return runner.pipeline({START: FIRST, END: LAST, RUN_ID: run_id})
 
         first = pipeline("manual__first")
+        assert list(first) == list(runner.steps)  # every step ran
         for step, result in first.items():
             assert result.returncode == 0, f"{step}: {result.stderr[-2000:]}"
         csv_text = volume_cat(data, "/data/apod_data.csv")
         rows = csv_rows(csv_text)
         columns = list(rows[0])
-        assert [r["date"] for r in rows] == [e["date"] for e in served]
+        assert [r["date"] for r in rows] == [e["date"] for e in expected]
         assert pg_content(db, columns) == rows
         log = volume_git(data, "log", "--format=%H %s")
         assert len(log.splitlines()) == 2  # repository initialisation + this run's data commit
@@ -153,18 +94,49 @@ def test_four_steps_on_a_shared_volume_agree_and_rerun_changes_nothing():
         second = pipeline("manual__second")
         assert second["extract"].returncode == 0
         assert second["load_postgres"].returncode == 0
-        assert summary(second["load_postgres"])["inserted"] == 0
-        assert summary(second["load_postgres"])["updated"] == 0
+        assert second["load_postgres"].summary["inserted"] == 0
+        assert second["load_postgres"].summary["updated"] == 0
         assert second["version"].returncode == 99, second["version"].stderr
         assert volume_cat(data, "/data/apod_data.csv") == csv_text
         assert volume_git(data, "log", "--format=%H %s") == log
         assert db.query("SELECT max(loaded_at) FROM apod.apod_entries") == loaded_at
-        assert db.query("SELECT count(*) FROM apod.apod_entries")[0][0] == len(served)
+        assert db.query("SELECT count(*) FROM apod.apod_entries")[0][0] == len(expected)
+
+
+def test_nothing_to_extract_skips_every_step_downstream():
+    """Exit 99 skips what comes after, by hand as in the DAGs: no load, no version."""
+    require_images("extract")
+    with apod_test_server() as server, docker_volume("apod-test-empty") as data:
+        runner = Runner(
+            Settings(api_url=server.url),
+            Placement(volumes={DATA.name: data, DVC_REMOTE.name: None}),
+        )
+        assert served(server, "1995-06-17", "1995-06-19") == []  # days the sample lacks
+        runs = runner.pipeline({START: "1995-06-17", END: "1995-06-19", RUN_ID: "manual__none"})
+        assert list(runs) == ["extract"]
+        assert runs["extract"].returncode == 99, runs["extract"].stderr
+
+
+def checkout_of_this_tree(target: Path) -> Path:
+    """A clone of this repository whose `make steps` code is this working tree's: the
+    runner, the pipeline's definition and VERSION, committed or not."""
+    subprocess.run(["git", "clone", "-q", str(REPO), str(target)], check=True)
+    for name in ("Makefile", "VERSION"):
+        shutil.copy2(REPO / name, target / name)
+    for tree in ("mk", "scripts", "dags"):
+        shutil.copytree(
+            REPO / tree,
+            target / tree,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+    return target
 
 
 def test_make_steps_commits_the_dvc_file_into_the_checkout(tmp_path: Path):
-    """`scripts/run-steps.sh` (what `make steps` runs) on a clone of this repository."""
-    require_images(*STEPS)
+    """`make steps` on a clone of this repository: the .dvc file committed into it, the
+    CSV beside it, a re-run commits nothing; no secret in the output."""
+    require_images(*STEP_IMAGES)
     if (
         subprocess.run(
             ["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, check=False
@@ -172,8 +144,7 @@ def test_make_steps_commits_the_dvc_file_into_the_checkout(tmp_path: Path):
         != 0
     ):
         pytest.skip("the repository has no commit to clone yet")
-    checkout = tmp_path / "checkout"
-    subprocess.run(["git", "clone", "-q", str(REPO), str(checkout)], check=True)
+    checkout = checkout_of_this_tree(tmp_path / "checkout")
     remote = tmp_path / "dvc-remote"
     with apod_test_server() as server, fresh_database("apod_makesteps") as db:
         env = {
@@ -191,7 +162,7 @@ def test_make_steps_commits_the_dvc_file_into_the_checkout(tmp_path: Path):
             check=True,
         ).stdout.strip()
         result = subprocess.run(
-            [str(checkout / "scripts" / "run-steps.sh"), START, END],
+            ["make", "-C", str(checkout), "steps", f"START={FIRST}", f"END={LAST}"],
             env=env,
             capture_output=True,
             text=True,
@@ -219,7 +190,7 @@ def test_make_steps_commits_the_dvc_file_into_the_checkout(tmp_path: Path):
         assert db.query("SELECT count(*) FROM apod.apod_entries")[0][0] == len(rows) == 31
 
         again = subprocess.run(
-            [str(checkout / "scripts" / "run-steps.sh"), START, END],
+            ["make", "-C", str(checkout), "steps", f"START={FIRST}", f"END={LAST}"],
             env=env,
             capture_output=True,
             text=True,

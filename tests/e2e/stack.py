@@ -1,63 +1,119 @@
-"""Helpers for tests on the compose stack: compose commands, REST runs, queries."""
+"""A compose stack of the tests' own, beside any other: its project name, ports, volumes
+and network come from an env file of its own (scripts/compose-lib.sh's APOD_ENV_FILE),
+so a stack the user started is never reused, changed or stopped."""
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from support.services import REPO, image
 
+sys.path.insert(0, str(REPO / "scripts"))
+import airflow_api  # scripts/ is no package
+import deploy_env
+
 DEMO_DATE = "2024-01-15"
 DAG_ID = "apod_etl"
-UI_URL = "http://127.0.0.1:8080"
 UP_TIMEOUT = 1800
+# Variables that would steer a compose script at another stack than the one in the env
+# file: the scripts prefer the environment's values to the file's.
+_STEERING = ("APOD_", "COMPOSE_", "AIRFLOW_", "DOCKER_GID")
 
 
-def compose(*args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
-    """`docker compose` on this checkout's file, every profile visible."""
-    command = '. scripts/compose-lib.sh && COMPOSE_PROFILES=offline compose "$@"'
-    return subprocess.run(
-        ["bash", "-c", command, "compose", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=timeout,
-    )
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
-def env_file() -> dict[str, str]:
-    values = {}
-    for line in (REPO / ".env").read_text(encoding="utf-8").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not key.startswith("#"):
-            values[key.strip()] = value.strip()
-    return values
+def new_env_file(path: Path) -> Path:
+    """The settings of a fresh stack; scripts/compose-env.sh adds the secrets."""
+    name = f"apod-e2e-{secrets.token_hex(3)}"
+    settings = {
+        "APOD_COMPOSE_PROJECT": name,
+        "APOD_DOCKER_NETWORK": f"{name}-net",
+        "APOD_PGDATA_VOLUME": f"{name}-pgdata",
+        "APOD_DATA_VOLUME": f"{name}-data",
+        "APOD_DVC_VOLUME": f"{name}-dvc-remote",
+        "APOD_UI_PORT": str(free_port()),
+        "APOD_PG_PORT": str(free_port()),
+        "COMPOSE_PROFILES": "offline",
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("".join(f"{key}={value}\n" for key, value in settings.items()))
+    return path
 
 
 @dataclass
 class Stack:
-    up_seconds: float
-    demo: dict
-    env: dict[str, str] = field(repr=False)  # secrets: never printed
+    env_file: Path
+    up_seconds: float = 0.0
+    demo: dict = field(default_factory=dict)
 
-    def run_dag(self, start: str, end: str | None = None, timeout: int = 1200) -> dict:
-        """Trigger apod_etl through the REST API and follow it; the run's JSON summary."""
-        args = ["run", DAG_ID, "--start", start] + (["--end", end] if end else [])
-        result = subprocess.run(
-            [sys.executable, str(REPO / "scripts" / "airflow_api.py"), *args],
+    @property
+    def env(self) -> dict[str, str]:  # secrets: never printed
+        return deploy_env.read_env(self.env_file)
+
+    @property
+    def project(self) -> str:
+        return self.env["APOD_COMPOSE_PROJECT"]
+
+    @property
+    def network(self) -> str:
+        return self.env["APOD_DOCKER_NETWORK"]
+
+    @property
+    def volumes(self) -> list[str]:
+        env = self.env
+        return [env[n] for n in ("APOD_PGDATA_VOLUME", "APOD_DATA_VOLUME", "APOD_DVC_VOLUME")]
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['APOD_UI_PORT']}"
+
+    def script_env(self) -> dict[str, str]:
+        """The tests' environment, pointed at this stack's env file and nothing else."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_STEERING)}
+        return {**env, "APOD_ENV_FILE": str(self.env_file)}
+
+    def _run(self, argv: list[str], timeout: int, check: bool) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            argv,
+            cwd=REPO,
+            env=self.script_env(),
             capture_output=True,
             text=True,
             timeout=timeout,
-            check=False,
+            check=check,
         )
+
+    def script(self, name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+        return self._run([str(REPO / "scripts" / name), *args], timeout, check=False)
+
+    def compose(self, *args: str, check: bool = True, timeout: int = 300):
+        """`docker compose` on this stack, every profile visible."""
+        command = '. scripts/compose-lib.sh && COMPOSE_PROFILES=offline compose "$@"'
+        return self._run(["bash", "-c", command, "compose", *args], timeout, check)
+
+    def api(self) -> airflow_api.Airflow:
+        return airflow_api.Airflow(self.ui_url, "admin", self.env["AIRFLOW_ADMIN_PASSWORD"])
+
+    def run_dag(self, start: str, end: str | None = None, timeout: int = 1200) -> dict:
+        """Trigger apod_etl as `make run` does and follow it; the run's JSON summary."""
+        result = self.script("compose-run.sh", start, *([end] if end else []), timeout=timeout)
         lines = result.stdout.strip().splitlines()
         if not lines:
             pytest.fail(
-                f"airflow_api.py run gave no summary (exit {result.returncode}):\n"
+                f"compose-run.sh gave no summary (exit {result.returncode}):\n"
                 f"{result.stderr[-3000:]}"
             )
         summary = json.loads(lines[-1])
@@ -67,7 +123,7 @@ class Stack:
 
     def psql(self, sql: str, database: str = "apod") -> list[list[str]]:
         """Rows of a query as the superuser, over the container's local socket."""
-        result = compose(
+        result = self.compose(
             "exec",
             "-T",
             "postgres",
@@ -96,7 +152,7 @@ class Stack:
                 "--network",
                 "none",
                 "-v",
-                "apod-data:/data:ro",
+                f"{self.env['APOD_DATA_VOLUME']}:/data:ro",
                 "--entrypoint",
                 entrypoint,
                 image("version"),

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from support.services import SAMPLE_FIXTURES
+
+from e2e.stack import DAG_ID
 
 pytestmark = pytest.mark.compose
 
@@ -34,6 +40,24 @@ def state(stack) -> dict:
     }
 
 
+@contextlib.contextmanager
+def containers_created() -> Iterator[list[dict]]:
+    """The engine's `create` event (id, image, labels) of every container made in the block.
+    Step containers remove themselves, so what they were is only seen while they exist."""
+    watcher = subprocess.Popen(
+        ["docker", "events", "--format", "{{json .}}",
+         "--filter", "type=container", "--filter", "event=create"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    created: list[dict] = []
+    try:
+        yield created
+    finally:
+        watcher.terminate()
+        out, _ = watcher.communicate(timeout=30)
+        created += [json.loads(line)["Actor"] for line in out.splitlines() if line.strip()]
+
+
 @pytest.fixture(scope="module")
 def fresh_day(compose_stack) -> str:
     """A sample date the stack has not loaded yet, so its run must change every store."""
@@ -47,7 +71,9 @@ def fresh_day(compose_stack) -> str:
 @pytest.fixture(scope="module")
 def first_run(compose_stack, fresh_day) -> tuple[dict, dict, dict]:
     before = state(compose_stack)
-    summary = compose_stack.run_dag(fresh_day)
+    with containers_created() as created:
+        summary = compose_stack.run_dag(fresh_day)
+    summary["containers_created"] = created
     after = state(compose_stack)
     return before, summary, after
 
@@ -102,8 +128,42 @@ def test_same_day_again_changes_nothing(compose_stack, fresh_day, first_run):
     assert again["commits"] == after_first["commits"]
 
 
-def test_step_containers_are_removed(compose_stack, first_run):
+def test_step_containers_are_labelled_and_removed(compose_stack, first_run):
     from support.services import docker
 
-    left = docker("ps", "-a", "-q", "--filter", "label=org.apod.pipeline=apod").stdout.split()
+    _, summary, _ = first_run
+    step_images = {f"apod-{name}" for name in ("extract", "transform", "load", "version")}
+    steps = [
+        c
+        for c in summary["containers_created"]
+        if c["Attributes"]["image"].split(":")[0] in step_images
+    ]
+    # Every step of the run ran in a container of its own, each carrying both labels...
+    assert {c["Attributes"].get("org.apod.step") for c in steps} == set(STEPS), steps
+    assert {c["Attributes"].get("org.apod.pipeline") for c in steps} == {"apod"}
+    # ... and none of them is left, nor any other container with the label.
+    existing = set(docker("ps", "-a", "-q", "--no-trunc").stdout.split())
+    assert {c["ID"] for c in steps} & existing == set()
+    left = docker(
+        "ps", "-a", "-q", "--filter", "label=org.apod.pipeline=apod",
+        "--filter", f"network={compose_stack.network}",
+    ).stdout.split()  # fmt: skip
     assert left == []
+
+
+def test_manual_runs_start_no_scheduled_run(compose_stack, first_run):
+    """Unpausing the DAG would start the run of its last complete day at once; the first
+    manual run took that slot instead, so every run is one that was asked for."""
+    api = compose_stack.api()
+    runs = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?limit=100")["dag_runs"]
+    assert {run["run_type"] for run in runs} == {"manual"}, runs
+    asked = {compose_stack.demo["run_id"], first_run[1]["run_id"]}
+    assert asked <= {run["dag_run_id"] for run in runs}
+    claimed = [run for run in runs if run["logical_date"]]
+    assert [run["dag_run_id"] for run in claimed] == [compose_stack.demo["run_id"]]
+    dag = api.call("GET", f"/api/v2/dags/{DAG_ID}")
+    assert dag["is_paused"] is False
+    # The schedule goes on from the interval after the slot: nothing is due now.
+    next_run = datetime.fromisoformat(dag["next_dagrun_run_after"].replace("Z", "+00:00"))
+    assert next_run > datetime.now(UTC)
+    assert dag["next_dagrun_logical_date"] > claimed[0]["logical_date"]

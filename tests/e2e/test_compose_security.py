@@ -8,38 +8,50 @@ import stat
 
 import pytest
 import requests
-from support.services import REPO, docker
-
-from e2e.stack import UI_URL, compose
+from support.services import docker
 
 pytestmark = pytest.mark.compose
 
-LONG_RUNNING = ("postgres", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor")
+LONG_RUNNING = ("postgres", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
 
 
-def inspect(service: str) -> dict:
-    container = compose("ps", "-a", "-q", service).stdout.split()[0]
+def inspect(stack, service: str) -> dict:
+    container = stack.compose("ps", "-a", "-q", service).stdout.split()[0]
     return json.loads(docker("inspect", container).stdout)[0]
+
+
+def assert_non_root(service: str, info: dict) -> None:
+    """A running container: none of its processes is root (an official postgres image starts
+    as root and drops to postgres, so its USER alone says nothing). An exited one: its user."""
+    if info["State"]["Running"]:
+        rows = docker("top", info["Id"], "-eo", "pid,uid,comm").stdout.splitlines()[1:]
+        processes = [row.split(None, 2) for row in rows]
+        assert processes, f"{service}: no process seen"
+        assert [p for p in processes if p[1] == "0"] == [], f"{service} runs a process as root"
+    else:
+        user = info["Config"]["User"].split(":")[0]
+        assert user not in ("", "0", "root"), f"{service} runs as root"
 
 
 def test_published_ports_are_loopback_only(compose_stack):
     published = {}
     for service in (*LONG_RUNNING, "apod-testserver"):
-        for port, bindings in (inspect(service)["HostConfig"]["PortBindings"] or {}).items():
+        bindings_of = inspect(compose_stack, service)["HostConfig"]["PortBindings"] or {}
+        for port, bindings in bindings_of.items():
             for binding in bindings:
                 published[f"{service} {port}"] = binding["HostIp"]
-    assert set(published) == {"postgres 5432/tcp", "airflow-apiserver 8080/tcp"}
+    assert set(published) == {"postgres 5432/tcp", "airflow-api-server 8080/tcp"}
     assert set(published.values()) == {"127.0.0.1"}
 
 
 def test_only_the_scheduler_has_the_docker_socket(compose_stack):
     for service in (*LONG_RUNNING, "apod-testserver", "apod-db-init", "airflow-init"):
-        info = inspect(service)
+        info = inspect(compose_stack, service)
         sources = {m.get("Source") for m in info["Mounts"]}
         has_socket = "/var/run/docker.sock" in sources
         assert has_socket == (service == "airflow-scheduler"), service
-        assert info["Config"]["User"] != "" or service == "postgres", f"{service} runs as root"
-    scheduler = inspect("airflow-scheduler")
+        assert_non_root(service, info)
+    scheduler = inspect(compose_stack, "airflow-scheduler")
     socket = os.stat("/var/run/docker.sock")
     assert scheduler["HostConfig"]["GroupAdd"] == [str(socket.st_gid)]
     mode = stat.S_IMODE(socket.st_mode)
@@ -47,15 +59,23 @@ def test_only_the_scheduler_has_the_docker_socket(compose_stack):
 
 
 def test_env_file_is_private(compose_stack):
-    assert stat.S_IMODE((REPO / ".env").stat().st_mode) == 0o600
+    assert stat.S_IMODE(compose_stack.env_file.stat().st_mode) == 0o600
 
 
 def test_api_refuses_a_wrong_password(compose_stack):
-    response = requests.post(
-        f"{UI_URL}/auth/token", json={"username": "admin", "password": "not-it"}, timeout=30
-    )
-    assert response.status_code == 401
-    assert requests.get(f"{UI_URL}/api/v2/dags", timeout=30).status_code == 401
+    url = compose_stack.ui_url
+
+    def token(password: str) -> requests.Response:
+        login = {"username": "admin", "password": password}
+        return requests.post(f"{url}/auth/token", json=login, timeout=30)
+
+    assert token("not-it").status_code == 401
+    assert requests.get(f"{url}/api/v2/dags", timeout=30).status_code == 401
+    # The same calls with the right password pass: the 401s were the password's doing.
+    right = token(compose_stack.env["AIRFLOW_ADMIN_PASSWORD"])
+    assert right.status_code == 201
+    bearer = {"Authorization": f"Bearer {right.json()['access_token']}"}
+    assert requests.get(f"{url}/api/v2/dags", headers=bearer, timeout=30).status_code == 200
 
 
 def test_loader_role_has_least_privilege(compose_stack):

@@ -1,6 +1,7 @@
-"""One pipeline "world" for the fault tier: the four step images run with `docker run` on
-their own data volume and DVC remote volume, against one fresh Postgres database and the
-repository's APOD test server, as tests/docker/test_steps_by_hand.py runs them by hand.
+"""One pipeline "world" for the fault tier: the step images run by hand with `docker run`
+on their own data volume and DVC remote volume, against one fresh Postgres database and
+the repository's APOD test server. The steps are the pipeline's one definition, rendered
+and run by apod_pipeline.by_hand and scripts/apod_tools, as `make steps` runs them.
 
 Secrets reach `docker run` by variable name (`-e NAME`), never by value, so the fault
 tier's process-list checks see exactly what a careful operator's command line shows.
@@ -9,7 +10,6 @@ tier's process-list checks see exactly what a careful operator's command line sh
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import signal
@@ -23,46 +23,25 @@ from pathlib import Path
 from support.services import Database, TestServer, docker, docker_volume, fresh_database, image
 
 from apod_common import layout
+from apod_common.schema import CONTENT_COLUMNS as CONTENT
+from apod_pipeline.by_hand import DockerRun, Placement, container
+from apod_pipeline.settings import Settings
+from apod_pipeline.steps import DATA, DVC_REMOTE, END, RUN_ID, START
+from apod_tools.runner import Runner, StepFailed, StepRun, execute
+
+__all__ = ["CONTENT", "StepFailed", "StepRun"]
 
 CONTAINER_PREFIX = "apod-faults"
 # Small retry settings so that injected faults cost seconds, not minutes.
 FAST_EXTRACT = ("--backoff", "0.05", "--max-wait", "5", "--max-retries", "2", "--timeout", "5")
-CONTENT = (
-    "date",
-    "title",
-    "explanation",
-    "media_type",
-    "url",
-    "hdurl",
-    "thumbnail_url",
-    "copyright",
-    "service_version",
-)
-
-
-@dataclass
-class StepRun:
-    name: str
-    returncode: int
-    stdout: str
-    stderr: str
-    seconds: float
-
-    @property
-    def summary(self) -> dict:
-        lines = self.stdout.strip().splitlines()
-        return json.loads(lines[-1]) if lines else {}
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-    def expect(self, *codes: int) -> StepRun:
-        codes = codes or (0,)
-        assert self.returncode in codes, (
-            f"{self.name} exited {self.returncode}, expected {codes}:\n{self.stderr[-3000:]}"
-        )
-        return self
+# What a pipeline run must end with, step by step (version: 99 when the data is unchanged).
+PIPELINE_OUTCOMES = {
+    "extract": (0,),
+    "transform": (0,),
+    "load_postgres": (0,),
+    "load_csv": (0,),
+    "version": (0, 99),
+}
 
 
 @dataclass
@@ -91,26 +70,33 @@ class World:
 
     # --- running the images -------------------------------------------------------------
 
-    def docker_args(
-        self,
-        name: str,
-        args: tuple[str, ...],
-        env: dict[str, str] | None,
-        remote: str | None,
-        extra: tuple[str, ...],
-        container: str | None,
-    ) -> tuple[list[str], dict[str, str]]:
+    def placement(self, remote: str | None) -> Placement:
+        """The data volume, and the DVC remote read-write ("rw"), read-only ("ro") or not
+        at all (None)."""
+        return Placement(
+            volumes={DATA.name: self.data, DVC_REMOTE.name: self.remote if remote else None},
+            read_only=frozenset({DVC_REMOTE.name} if remote == "ro" else ()),
+        )
+
+    def runner(self) -> Runner:
+        """The pipeline's steps against this world's test server and database."""
+        return Runner(
+            Settings(api_url=self.server.url),
+            self.placement("rw"),
+            {"APOD_DATABASE_URL": self.database_url or self.db.url},
+        )
+
+    def command(
+        self, name: str, args: tuple[str, ...], env: dict[str, str] | None, remote: str | None
+    ) -> DockerRun:
+        """Any command of an image (init-db, a step with arguments of a test's own)."""
         env = {"APOD_API_URL": self.server.url, **(env or {})}
         if name == "load":
             env.setdefault("APOD_DATABASE_URL", self.database_url or self.db.url)
-        flags = ["run", "--rm", "--network", "host", "-v", f"{self.data}:/data", *extra]
-        if container:
-            flags += ["--name", container]
-        if remote:
-            flags += ["-v", f"{self.remote}:/dvc-remote" + (":ro" if remote == "ro" else "")]
-        for key in env:
-            flags += ["-e", key]  # by name: the value never reaches a command line
-        return [*flags, image(name), *args], {**os.environ, **env}
+        volumes = (DATA, DVC_REMOTE) if remote else (DATA,)
+        return container(
+            image(name), args, self.placement(remote), volumes=volumes, environment=env
+        )
 
     def step(
         self,
@@ -121,16 +107,22 @@ class World:
         extra: tuple[str, ...] = (),
         label: str | None = None,
     ) -> StepRun:
-        argv, full_env = self.docker_args(name, args, env, remote, extra, None)
-        started = time.monotonic()
-        result = docker(*argv, env=full_env, check=False)
-        run = StepRun(
-            label or name,
-            result.returncode,
-            result.stdout,
-            result.stderr,
-            time.monotonic() - started,
-        )
+        run = execute(self.command(name, args, env, remote), label or name, options=extra)
+        self.runs.append(run)
+        return run
+
+    def task(
+        self,
+        task_id: str,
+        values: dict,
+        *args: str,
+        env: dict[str, str] | None = None,
+        remote: str | None = "rw",
+        extra: tuple[str, ...] = (),
+    ) -> StepRun:
+        """One step of the pipeline as defined, with more arguments and variables."""
+        command = self.runner().command(task_id, values, env, self.placement(remote))
+        run = execute(command, task_id, options=extra, arguments=args)
         self.runs.append(run)
         return run
 
@@ -143,61 +135,39 @@ class World:
         remote: str | None = None,
     ) -> Iterator[RunningStep]:
         """A step started in the background, for tests that stop or kill it midway."""
-        container = f"{CONTAINER_PREFIX}-{secrets.token_hex(4)}"
-        argv, full_env = self.docker_args(name, args, env, remote, (), container)
+        container_name = f"{CONTAINER_PREFIX}-{secrets.token_hex(4)}"
+        command = self.command(name, args, env, remote)
         process = subprocess.Popen(
-            ["docker", *argv],
-            env=full_env,
+            command.argv(options=("--name", container_name)),
+            env=command.cli_environment(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        step = RunningStep(name, container, process)
+        step = RunningStep(name, container_name, process)
         try:
             yield step
         finally:
             if process.poll() is None:
-                docker("kill", container, check=False)
+                docker("kill", container_name, check=False)
             step.finish()
             self.runs.append(step.result)
 
     def extract(self, run_id: str, start: str, end: str | None = None, *args: str, **kw):
-        return self.step(
-            "extract",
-            "--start",
-            start,
-            "--end",
-            end or start,
-            "--run-id",
-            run_id,
-            *FAST_EXTRACT,
-            *args,
-            label="extract",
-            **kw,
-        )
+        values = {START: start, END: end or start, RUN_ID: run_id}
+        return self.task("extract", values, *FAST_EXTRACT, *args, **kw)
 
     def transform(self, run_id: str, *args: str, **kw) -> StepRun:
-        return self.step("transform", "--run-id", run_id, *args, label="transform", **kw)
+        return self.task("transform", {RUN_ID: run_id}, *args, **kw)
 
     def load_postgres(self, run_id: str, *args: str, **kw) -> StepRun:
-        return self.step("load", "postgres", "--run-id", run_id, *args, label="load_postgres", **kw)
+        return self.task("load_postgres", {RUN_ID: run_id}, *args, **kw)
 
     def load_csv(self, run_id: str, *args: str, **kw) -> StepRun:
-        return self.step("load", "csv", "--run-id", run_id, *args, label="load_csv", **kw)
+        return self.task("load_csv", {RUN_ID: run_id}, *args, **kw)
 
     def version(self, run_id: str, *args: str, remote: str | None = "rw", **kw) -> StepRun:
-        env = {"APOD_DVC_REMOTE": "/dvc-remote", **(kw.pop("env", None) or {})}
-        return self.step(
-            "version",
-            "--run-id",
-            run_id,
-            "--init-repo",
-            *args,
-            env=env,
-            remote=remote,
-            label="version",
-            **kw,
-        )
+        return self.task("version", {RUN_ID: run_id}, *args, remote=remote, **kw)
 
     def loads(self, run_id: str, env: dict[str, str] | None = None) -> tuple[StepRun, StepRun]:
         """The two loads side by side, as the DAG runs them."""
@@ -206,7 +176,9 @@ class World:
             threading.Thread(
                 target=lambda: results.__setitem__("pg", self.load_postgres(run_id, env=env))
             ),
-            threading.Thread(target=lambda: results.__setitem__("csv", self.load_csv(run_id))),
+            threading.Thread(
+                target=lambda: results.__setitem__("csv", self.load_csv(run_id, env=env))
+            ),
         ]
         for thread in threads:
             thread.start()
@@ -224,12 +196,17 @@ class World:
         env: dict[str, str] | None = None,
     ) -> dict[str, StepRun]:
         """extract, transform, both loads, version; each must succeed (or have nothing to do)."""
-        steps = {"extract": self.extract(run_id, start, end, env=env).expect(0)}
-        steps["transform"] = self.transform(run_id, *transform_args, env=env).expect(0)
-        steps["load_postgres"], steps["load_csv"] = self.loads(run_id, env=env)
-        steps["load_postgres"].expect(0)
-        steps["load_csv"].expect(0)
-        steps["version"] = self.version(run_id, env=env).expect(0, 99)
+        values = {START: start, END: end or start, RUN_ID: run_id}
+        steps = self.runner().pipeline(
+            values,
+            arguments={"extract": FAST_EXTRACT, "transform": transform_args},
+            environment=env,
+        )
+        self.runs.extend(steps.values())
+        for task_id, codes in PIPELINE_OUTCOMES.items():
+            if task_id not in steps:
+                raise StepFailed(f"{task_id} did not run: {list(steps)} ran")
+            steps[task_id].expect(*codes)
         return steps
 
     # --- looking at what the runs left --------------------------------------------------

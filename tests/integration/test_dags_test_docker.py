@@ -24,6 +24,7 @@ import pytest
 import requests
 from support.services import (
     REPO,
+    STEP_IMAGES,
     apod_test_server,
     docker,
     docker_volume,
@@ -31,15 +32,19 @@ from support.services import (
     image,
     pg_admin_env,
     require_images,
+    superuser,
     volume_cat,
     volume_git,
 )
+
+from apod_pipeline.settings import Settings
+from apod_pipeline.steps import steps
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 
 DATE = "2024-01-02"
 RANGE = ("2024-01-01", "2024-01-10")
-TASKS = {"extract", "transform", "load_postgres", "load_csv", "version"}
+TASKS = {step.task_id for step in steps(Settings())}
 AIRFLOW = Path(sys.executable).with_name("airflow")
 
 
@@ -75,17 +80,7 @@ def init_db(db, loader_role: str, loader_password: str) -> None:
 
 def admin_query(dbname: str, query) -> list[tuple]:
     """As the server's superuser: init-db made the schema, the database owner cannot read it."""
-    import psycopg
-
-    admin = pg_admin_env()
-    with psycopg.connect(
-        host=admin["PGHOST"],
-        port=admin["PGPORT"],
-        user=admin["PGUSER"],
-        dbname=dbname,
-        passfile=admin["PGPASSFILE"],
-        autocommit=True,
-    ) as conn:
+    with superuser(dbname) as conn:
         cursor = conn.execute(query)
         return cursor.fetchall() if cursor.description else []
 
@@ -167,7 +162,7 @@ def airflow_home(tmp_path):
 
 
 def test_dags_test_runs_the_pipeline_and_a_rerun_changes_nothing(airflow_home, monkeypatch):
-    require_images("extract", "transform", "load", "version")
+    require_images(*STEP_IMAGES)
     if not AIRFLOW.exists():
         pytest.skip(f"no airflow CLI at {AIRFLOW}")
     # A fresh named volume takes the owner of the image's mount point; without one it
@@ -283,10 +278,9 @@ def test_bad_input_fails_at_once_and_the_container_is_removed(monkeypatch, tmp_p
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     from airflow.providers.docker.exceptions import DockerContainerFailedException
     from airflow.sdk import RetryAction
+    from support.airflow_render import render_context
 
     from apod_pipeline import docker as docker_dag
-    from apod_pipeline.rendering import render_context
-    from apod_pipeline.settings import Settings
 
     with docker_volume("apod-dagstest-empty") as data:
         dag = docker_dag.dag(Settings(docker_network="host", data_volume=data))

@@ -18,8 +18,8 @@ import pytest
 from support.services import fresh_database
 
 from apod_common import exit_codes, layout
+from apod_common.csvfile import read_csv_bytes, to_csv_bytes
 from apod_common.schema import CONTENT_COLUMNS, STAGED_COLUMNS
-from apod_load.csvformat import read_csv_bytes, to_csv_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

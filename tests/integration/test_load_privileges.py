@@ -20,8 +20,8 @@ from psycopg import errors, sql
 from support.services import fresh_database, superuser
 
 from apod_common import exit_codes, layout
+from apod_common.csvfile import to_csv_bytes
 from apod_common.schema import STAGED_COLUMNS
-from apod_load.csvformat import to_csv_bytes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -19,9 +19,9 @@ import pytest
 from support.services import fresh_database
 
 from apod_common import exit_codes, layout
+from apod_common.csvfile import to_csv_bytes
 from apod_common.schema import STAGED_COLUMNS
-from apod_load.csvformat import to_csv_bytes
-from apod_load.tables import parse_table
+from apod_load.names import parse_table
 from apod_load.upsert import lock_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]

@@ -513,6 +513,85 @@ def test_init_repo_makes_an_empty_directory_a_data_repository(tmp_path: Path, en
     assert len(git(data_dir, env, "log", "--format=%s").splitlines()) == 2
 
 
+def _volume(tmp_path: Path) -> tuple[Path, Path, Path]:
+    data_dir = tmp_path / "volume"
+    remote = tmp_path / "dvc-remote"
+    remote.mkdir()
+    csv = data_dir / "apod_data.csv"
+    write_csv(csv, 2)
+    return data_dir, remote, csv
+
+
+def test_a_failed_init_leaves_nothing_and_the_next_succeeds_first_time(
+    tmp_path: Path, env: dict[str, str]
+):
+    """An initialisation that fails late (here: its initial commit) leaves no half-made
+    repository for the next run to trip on."""
+    data_dir, remote, csv = _volume(tmp_path)
+    (data_dir / ".gitignore").write_text("/notes/\n")
+    before = sorted(p.name for p in data_dir.iterdir())
+    unsigned = {
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_0": "commit.gpgSign",
+        "GIT_CONFIG_VALUE_0": "true",
+        "GIT_CONFIG_KEY_1": "gpg.program",
+        "GIT_CONFIG_VALUE_1": "false",
+    }
+    failed = version(
+        env,
+        *("--run-id", "r1", "--csv", str(csv), "--init-repo"),
+        extra_env={"APOD_DVC_REMOTE": str(remote), **unsigned},
+    )
+    assert failed.returncode == 1, failed.stderr
+    assert "git commit failed" in failed.summary["reason"]
+    assert sorted(p.name for p in data_dir.iterdir()) == before
+    assert (data_dir / ".gitignore").read_text() == "/notes/\n"
+
+    run = version(
+        env,
+        *("--run-id", "r2", "--csv", str(csv), "--init-repo"),
+        extra_env={"APOD_DVC_REMOTE": str(remote)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert len(git(data_dir, env, "log", "--format=%s").splitlines()) == 2
+    assert (data_dir / ".gitignore").read_text().splitlines()[:3] == [
+        "/notes/",
+        "/raw/",
+        "/staging/",
+    ]
+    assert git(data_dir, env, "status", "--porcelain") == ""
+
+
+def test_a_killed_init_is_cleaned_up_by_the_next(tmp_path: Path, env: dict[str, str]):
+    data_dir, remote, csv = _volume(tmp_path)
+    leftover = data_dir / ".apod-init-killed"
+    (leftover / ".git").mkdir(parents=True)
+    run = version(
+        env,
+        *("--run-id", "r1", "--csv", str(csv), "--init-repo"),
+        extra_env={"APOD_DVC_REMOTE": str(remote)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert not leftover.exists()
+    assert git(data_dir, env, "status", "--porcelain") == ""
+
+
+def test_init_never_replaces_someone_elses_dvc_project(tmp_path: Path, env: dict[str, str]):
+    data_dir, remote, csv = _volume(tmp_path)
+    dvc(data_dir, env, "init", "-q", "--no-scm")
+    config = (data_dir / ".dvc" / "config").read_bytes()
+    run = version(
+        env,
+        *("--run-id", "r1", "--csv", str(csv), "--init-repo"),
+        extra_env={"APOD_DVC_REMOTE": str(remote)},
+    )
+    assert run.returncode == 3, run.stderr
+    assert "has a .dvc directory but no git repository" in run.summary["reason"]
+    assert (data_dir / ".dvc" / "config").read_bytes() == config
+    assert not (data_dir / ".git").exists()
+    assert not list(data_dir.glob(".apod-init-*"))
+
+
 def test_a_git_repository_without_dvc_is_refused(tmp_path: Path, env: dict[str, str]):
     repo = tmp_path / "plain"
     repo.mkdir()

@@ -64,7 +64,15 @@ def render(path: str) -> list[dict]:
 
 
 def render_overlay(name: str) -> list[dict]:
-    return render(f"k8s/overlays/{name}")
+    """The overlay as the up scripts apply it: tagged by scripts/k8s_overlay.py."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("k8s_overlay", REPO / "scripts/k8s_overlay.py")
+    k8s_overlay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(k8s_overlay)
+    target = REPO / ".cache" / "k8s" / "test-kustomize" / name
+    k8s_overlay.write(name, target)
+    return render(str(target.relative_to(REPO)))
 
 
 def validate(obj: dict, version: str = K8S_VERSION) -> None:
@@ -129,8 +137,8 @@ def dag_pods(
     logical_date: str | None = None,
     run_id: str = "manual__k8s_contract",
 ) -> list[tuple[str, dict]]:
-    """The DAG helper's render_pods() (dags/apod_pipeline/kubernetes.py), once per args."""
-    from apod_pipeline.kubernetes import render_pods
+    """render_pods() (tests/support/airflow_render.py), once per args."""
+    from support.airflow_render import render_pods
 
     return render_pods(
         logical_date=logical_date, start_date=start_date, end_date=end_date, run_id=run_id

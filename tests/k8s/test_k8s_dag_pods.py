@@ -1,7 +1,7 @@
-"""Every pod the DAG apod_etl_k8s would launch (dags/apod_pipeline/kubernetes.py's
-render_pods) is a valid Pod of the pinned Kubernetes version, meets the restricted
-standard the namespace enforces, and only references what k8s/ and the up scripts
-provide (PVCs, Secret keys, images loaded into the cluster)."""
+"""Every pod the DAG apod_etl_k8s would launch (tests/support/airflow_render.py) is a
+valid Pod of the pinned Kubernetes version, meets the restricted standard the namespace
+enforces, and only references what k8s/ and the up scripts provide (PVCs, Secret keys,
+images loaded into the cluster)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,10 @@ pytestmark = pytest.mark.k8s
 sys.path.insert(0, str(REPO / "scripts"))
 import k8s_secrets  # noqa: E402 - scripts/ is no package
 
-TASKS = ["extract", "transform", "load_postgres", "load_csv", "version"]
+from apod_pipeline.settings import Settings  # noqa: E402
+from apod_pipeline.steps import steps  # noqa: E402
+
+TASKS = [step.task_id for step in steps(Settings())]
 RUNS = {
     "manual range": {"start_date": "2024-01-01", "end_date": "2024-01-31", "logical_date": None},
     "scheduled": {"start_date": None, "end_date": None, "logical_date": "2024-01-02"},

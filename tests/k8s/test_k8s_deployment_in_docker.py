@@ -31,8 +31,6 @@ sys.path.insert(0, str(REPO / "scripts"))
 import airflow_api  # noqa: E402 - scripts/ is no package
 import k8s_secrets  # noqa: E402
 
-POSTGRES_IMAGE = "apod-postgres:15"
-
 
 def as_pod(workload: dict, claims: dict[str, str] | None = None) -> dict:
     """The pod a workload's controller creates (a StatefulSet adds its claims' volumes)."""
@@ -101,14 +99,16 @@ def test_the_rendered_deployment_runs_in_docker(tmp_path):
     if kustomize_command() is None:
         pytest.skip("no kubectl or kustomize on PATH")
     require_images("airflow", "load")
-    if docker("image", "inspect", POSTGRES_IMAGE, check=False).returncode != 0:
-        pytest.skip(f"{POSTGRES_IMAGE} not built (scripts/k8s-*-up.sh builds it)")
+    objs = render_overlay("kind")
+    index = by_kind_name(objs)
+    postgres = index[("StatefulSet", "postgres")]
+    (postgres_image,) = {c["image"] for c in postgres["spec"]["template"]["spec"]["containers"]}
+    if docker("image", "inspect", postgres_image, check=False).returncode != 0:
+        pytest.skip(f"{postgres_image} not built (scripts/k8s-*-up.sh builds it)")
     baked = docker(
         "run", "--rm", "--entrypoint", "ls", image("airflow"), "/opt/airflow/dags", check=False
     ).stdout.split()
     assert "apod_etl_k8s.py" in baked, f"{image('airflow')} predates dags/: rebuild it"
-    objs = render_overlay("kind")
-    index = by_kind_name(objs)
     env_file = tmp_path / ".secrets.env"
     k8s_secrets.init(env_file)
     values = k8s_secrets.read_env(env_file)
@@ -147,7 +147,6 @@ def test_the_rendered_deployment_runs_in_docker(tmp_path):
             return result
 
         # Postgres: first start runs the init script from the ConfigMap.
-        postgres = index[("StatefulSet", "postgres")]
         pg = start(postgres, "postgres", "postgres")
         readiness = postgres["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
         wait_until(lambda: probe(pg, readiness), 120, "postgres")

@@ -1,6 +1,8 @@
 """k8s/: every overlay builds with a real kustomize, validates against the Kubernetes
 schemas (strict), meets the restricted Pod Security Standard, and references Secrets
-that the up scripts create and nothing commits."""
+that the up scripts create and nothing commits. What Kubernetes shares with the compose
+deployment (Airflow settings, database bootstrap, secret generator, image tags, the
+Postgres major) is written once, and both read it."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from k8s_pss import project_violations, restricted_violations
 from k8s_render import (
     K8S_VERSION,
@@ -36,7 +39,12 @@ from support.services import VERSION
 pytestmark = pytest.mark.k8s
 
 sys.path.insert(0, str(REPO / "scripts"))
-import k8s_secrets  # noqa: E402 - scripts/ is no package
+import airflow_api  # noqa: E402 - scripts/ is no package
+import deploy_env  # noqa: E402
+import k8s_overlay  # noqa: E402
+import k8s_secrets  # noqa: E402
+
+PG_MAJOR = (REPO / "images" / "postgres" / "PG_MAJOR").read_text().strip()
 
 AIRFLOW_DEPLOYMENTS = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
 EXPECTED = {
@@ -338,3 +346,179 @@ def test_secrets_file_is_private_stable_and_never_printed(tmp_path: Path):
     output = first.stdout + first.stderr + again.stderr + rendered.stdout + rendered.stderr
     assert not [v for v in values.values() if v in output]
     assert (REPO / "k8s" / ".gitignore").read_text().splitlines().count(".secrets.env") == 1
+
+
+# --- one configuration for compose and Kubernetes ---------------------------------------
+
+
+def compose_file() -> dict:
+    return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def kustomize_file(path: str, key: str) -> list[str]:
+    """The files a configMapGenerator entry of k8s/base reads (`files` or `envs`)."""
+    base = yaml.safe_load((REPO / "k8s" / "base" / "kustomization.yaml").read_text())
+    (entry,) = [g for g in base["configMapGenerator"] if g["name"] == path]
+    return [str(Path("k8s/base") / f) for f in entry[key]]
+
+
+def test_committed_manifests_carry_no_version():
+    for path in (REPO / "k8s").rglob("*"):
+        if path.is_file():
+            assert VERSION not in path.read_text(), f"{path}: the version lives in VERSION"
+    for path in (REPO / "k8s" / "base").rglob("*.yaml"):
+        for image in re.findall(r"^\s*image:\s*(\S+)", path.read_text(), re.M):
+            assert ":" not in image, f"{path}: {image} is tagged by scripts/k8s_overlay.py"
+
+
+def test_image_tags_are_read_from_version_and_pg_major(tmp_path):
+    """Render with another version: every tag follows it, so none is typed anywhere."""
+    if kustomize_command() is None:
+        pytest.skip("no kubectl or kustomize on PATH")
+    target = REPO / ".cache" / "k8s" / f"test-tag-{os.getpid()}"
+    try:
+        k8s_overlay.write("kind", target, tag="9.8.7-test")
+        text = subprocess.run(
+            [*kustomize_command(), str(target)], capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+    images = set(re.findall(r"image: (\S+)", text))
+    assert images == {
+        "apod-airflow:9.8.7-test",
+        "apod-load:9.8.7-test",
+        f"apod-postgres:{PG_MAJOR}",
+    }
+    assert "APOD_IMAGE_TAG: 9.8.7-test" in text
+
+
+def test_airflow_settings_come_from_one_file_in_both_deployments():
+    compose = compose_file()
+    (env_file,) = kustomize_file("apod-airflow-config", "envs")
+    shared = deploy_env.read_env(REPO / env_file)
+    assert shared["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    airflow = [n for n, svc in compose["services"].items() if "apod-airflow" in svc["image"]]
+    assert len(airflow) == 4
+    for name in airflow:
+        service = compose["services"][name]
+        assert service["env_file"] in (f"./{env_file}", [f"./{env_file}"]), name
+        # No setting of the shared file is typed again; only the offline API URL may
+        # override it, per stack.
+        twins = set(service.get("environment") or {}) & set(shared) - {"APOD_API_URL"}
+        assert twins == set(), f"{name} repeats {sorted(twins)}"
+    # The service the execution API URL names exists under that name in both.
+    host = re.match(r"http://([^:/]+)", shared["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])[1]
+    assert host in compose["services"]
+    assert ("Service", host) in EXPECTED
+
+
+def test_databases_are_bootstrapped_by_one_idempotent_script():
+    (script,) = kustomize_file("apod-postgres-init", "files")
+    mounts = compose_file()["services"]["postgres"]["volumes"]
+    assert f"./{script}:/docker-entrypoint-initdb.d/{Path(script).name}:ro" in mounts
+    assert not (REPO / "compose" / "postgres").exists(), "a second bootstrap is back"
+    text = (REPO / script).read_text()
+    # Idempotent: every CREATE is guarded by a look-up of what exists.
+    creates = re.findall(r"CREATE (?:ROLE|DATABASE)", text)
+    guarded = re.findall(r"WHERE NOT EXISTS", text)
+    assert creates
+    assert len(guarded) == len(creates)
+
+
+def test_compose_and_kubernetes_run_the_same_postgres_major(overlay):
+    _, objs = overlay
+    postgres = pod_spec(by_kind_name(objs)[("StatefulSet", "postgres")])
+    assert postgres["containers"][0]["image"] == f"apod-postgres:{PG_MAJOR}"
+    lib = (REPO / "scripts" / "compose-lib.sh").read_text()
+    assert 'OFFICIAL_POSTGRES="postgres:$PG_MAJOR-bookworm"' in lib
+    assert 'LOCAL_POSTGRES="apod-postgres:$PG_MAJOR"' in lib
+
+
+def test_one_generator_makes_both_secret_files(tmp_path: Path):
+    """compose's .env (from .env.example, comments and settings kept) and Kubernetes'
+    .secrets.env get the same secrets from scripts/deploy_env.py."""
+    env = {**os.environ, "NASA_API_KEY": "test-nasa-key"}
+    script = [sys.executable, str(REPO / "scripts" / "deploy_env.py")]
+    dotenv = tmp_path / ".env"
+    template = REPO / ".env.example"
+    made = subprocess.run(
+        [*script, "init", str(dotenv), "--template", str(template)],
+        capture_output=True, text=True, env=env, check=True,
+    )  # fmt: skip
+    values = deploy_env.read_env(dotenv)
+    assert {n for n in deploy_env.GENERATED if values.get(n)} == set(deploy_env.GENERATED)
+    assert values["NASA_API_KEY"] == "test-nasa-key"
+    assert stat.S_IMODE(dotenv.stat().st_mode) == 0o600
+    kept = [line for line in template.read_text().splitlines() if line.startswith("#")]
+    assert [line for line in dotenv.read_text().splitlines() if line.startswith("#")] == kept
+    assert not [v for n, v in values.items() if n in deploy_env.GENERATED and v in made.stderr]
+    # A value set by hand survives, a secret emptied by hand is made again.
+    text = dotenv.read_text().replace(f"APOD_PG_PORT={values['APOD_PG_PORT']}", "APOD_PG_PORT=6543")
+    dotenv.write_text(
+        text.replace(f"AIRFLOW_JWT_SECRET={values['AIRFLOW_JWT_SECRET']}", "AIRFLOW_JWT_SECRET=")
+    )
+    assert deploy_env.init(dotenv, template) == ["AIRFLOW_JWT_SECRET"]
+    again = deploy_env.read_env(dotenv)
+    assert again["APOD_PG_PORT"] == "6543"
+    assert again["AIRFLOW_JWT_SECRET"] not in ("", values["AIRFLOW_JWT_SECRET"])
+    # Every secret compose interpolates is one the generator makes.
+    used = set(re.findall(r"\$\{([A-Z_]+)[:?}-]", (REPO / "docker-compose.yml").read_text()))
+    secrets_used = {n for n in used if n.endswith(("_PASSWORD", "_SECRET", "_KEY", "_SECRET_KEY"))}
+    assert secrets_used <= set(deploy_env.GENERATED)
+    # Kubernetes: the same names, in its own file.
+    k8s_file = tmp_path / "k8s.env"
+    assert k8s_secrets.init(k8s_file) == list(deploy_env.GENERATED)
+    assert set(deploy_env.read_env(k8s_file)) == set(deploy_env.GENERATED)
+
+
+@pytest.mark.parametrize(
+    ("line", "parsed"),
+    [
+        ("NAME=value", ("NAME", "value")),
+        ("export NAME = 'quoted value' ", ("NAME", "quoted value")),
+        ('NAME="a=b"', ("NAME", "a=b")),
+        ("NAME=", ("NAME", "")),
+        ("# NAME=commented", None),
+        ("not a line", None),
+    ],
+)
+def test_the_env_reader(tmp_path: Path, line, parsed):
+    path = tmp_path / "x.env"
+    path.write_text(f"{line}\n")
+    assert deploy_env.read_env(path) == (dict([parsed]) if parsed else {})
+    path.write_text("A=1\nA=2\n")
+    assert deploy_env.value(path, "A") == "2"  # the last one wins, as in compose
+    assert deploy_env.value(tmp_path / "absent.env", "A") == ""
+    with pytest.raises(ValueError, match="secret"):
+        deploy_env.set_value(path, "POSTGRES_PASSWORD", "typed-on-a-command-line")
+
+
+@pytest.mark.parametrize(
+    ("paused", "run_after", "expected"),
+    [
+        (True, "2024-01-02T00:00:00Z", "slot"),  # unpausing would start it at once
+        (True, "2024-01-03T00:00:00Z", None),  # not due yet: unpausing starts nothing
+        (False, "2024-01-02T00:00:00Z", "slot"),  # (start_run asks only when paused)
+        (True, None, None),
+    ],
+)
+def test_a_manual_run_takes_the_slot_of_a_due_scheduled_run(paused, run_after, expected):
+    """What scripts/airflow_api.py (make run, make k8s-run) claims on a paused DAG."""
+    from datetime import UTC, datetime
+
+    dag = {
+        "is_paused": paused,
+        "next_dagrun_logical_date": "2024-01-01T00:00:00Z",
+        "next_dagrun_data_interval_start": "2024-01-01T00:00:00Z",
+        "next_dagrun_data_interval_end": "2024-01-02T00:00:00Z",
+        "next_dagrun_run_after": run_after,
+    }
+    slot = airflow_api.due_slot(dag, datetime(2024, 1, 2, 12, tzinfo=UTC))
+    if expected is None:
+        assert slot is None
+    else:
+        assert slot == {
+            "logical_date": "2024-01-01T00:00:00Z",
+            "data_interval_start": "2024-01-01T00:00:00Z",
+            "data_interval_end": "2024-01-02T00:00:00Z",
+        }

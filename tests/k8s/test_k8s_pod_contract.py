@@ -9,12 +9,13 @@ Real Docker, Postgres, git and DVC; the NASA API is the repository's test server
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 from k8s_podrun import Cluster, docker_run
+from support.airflow_render import render_pods
 from support.services import (
+    STEP_IMAGES,
     apod_test_server,
     docker,
     docker_volume,
@@ -23,36 +24,28 @@ from support.services import (
     require_images,
 )
 
+from apod_pipeline.by_hand import Placement
+from apod_pipeline.settings import Settings
+from apod_pipeline.steps import DATA, DVC_REMOTE, END, RUN_ID, START
+from apod_tools.runner import Runner
+
 pytestmark = [pytest.mark.k8s, pytest.mark.docker, pytest.mark.timeout(1200)]
 
-STEPS = ("extract", "transform", "load", "version")
-START, END = "2024-01-01", "2024-01-31"
+FIRST, LAST = "2024-01-01", "2024-01-31"
 CONTENT = (
     "date, title, explanation, media_type, url, hdurl, thumbnail_url, copyright, service_version"
 )
 
 
 def by_hand(volume: str, remote: str, api_url: str, db_url: str, run_id: str) -> None:
-    """The steps as their READMEs run them: docker run, secrets by variable name."""
-    env = {**os.environ, "APOD_API_URL": api_url, "APOD_DATABASE_URL": db_url}
-    common = ["run", "--rm", "--network", "host", "-v", f"{volume}:/data"]
-    runs = [
-        ["-e", "APOD_API_URL", image("extract"), "--start", START, "--end", END],
-        [image("transform")],
-        ["-e", "APOD_DATABASE_URL", image("load"), "postgres"],
-        [image("load"), "csv"],
-        [
-            "-v",
-            f"{remote}:/dvc-remote",
-            "-e",
-            "APOD_DVC_REMOTE=/dvc-remote",
-            image("version"),
-            "--init-repo",
-        ],
-    ]
-    for args in runs:
-        result = docker(*common, *args, "--run-id", run_id, env=env, check=False)
-        assert result.returncode == 0, f"by hand {args}: {result.stderr[-2000:]}"
+    """The steps as `make steps` runs them: docker run, secrets by variable name."""
+    runner = Runner(
+        Settings(api_url=api_url),
+        Placement(volumes={DATA.name: volume, DVC_REMOTE.name: remote}),
+        {"APOD_DATABASE_URL": db_url},
+    )
+    for task_id, run in runner.pipeline({START: FIRST, END: LAST, RUN_ID: run_id}).items():
+        assert run.returncode == 0, f"by hand {task_id}: {run.stderr[-2000:]}"
 
 
 def read(volume: str, path: str) -> bytes:
@@ -91,10 +84,7 @@ def remote_files(volume: str) -> list[str]:
 
 def test_dag_pods_run_in_docker_leave_what_the_by_hand_run_leaves(tmp_path):
     pytest.importorskip("airflow.providers.cncf.kubernetes")
-    require_images(*STEPS)
-    from apod_pipeline.kubernetes import render_pods
-    from apod_pipeline.settings import Settings
-
+    require_images(*STEP_IMAGES)
     with (
         apod_test_server() as server,
         fresh_database("apod_k8s_pods") as pod_db,
@@ -107,8 +97,8 @@ def test_dag_pods_run_in_docker_leave_what_the_by_hand_run_leaves(tmp_path):
         # What the scheduler's APOD_API_URL would give the pods: the test server.
         pods = render_pods(
             logical_date=None,
-            start_date=START,
-            end_date=END,
+            start_date=FIRST,
+            end_date=LAST,
             run_id="manual__k8s_contract",
             settings=Settings(api_url=server.url),
         )

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from k8s_render import REPO
-from support.services import docker, require_images
+from support.services import VERSION, docker, require_images
 
 pytestmark = [pytest.mark.k8s, pytest.mark.docker, pytest.mark.timeout(300)]
 
@@ -36,11 +37,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+PG_MAJOR = (REPO / "images" / "postgres" / "PG_MAJOR").read_text().strip()
+POSTGRES_IMAGE = f"apod-postgres:{PG_MAJOR}"
+
+
 @pytest.fixture
 def stub(tmp_path: Path) -> dict[str, str]:
     require_images("extract", "transform", "load", "version", "airflow")
-    if docker("image", "inspect", "apod-postgres:15", check=False).returncode != 0:
-        pytest.skip("apod-postgres:15 not built")
+    if docker("image", "inspect", POSTGRES_IMAGE, check=False).returncode != 0:
+        pytest.skip(f"{POSTGRES_IMAGE} not built")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     source = (Path(__file__).parent / "cluster_stub.py").read_text()
@@ -126,14 +131,8 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
     # The cluster, then every image loaded into it.
     assert index_of(log, *create) < index_of(log, *load)
     loaded = {c["args"][-1] for c in log if [c["tool"], *c["args"]][:3] == load}
-    assert loaded == {
-        "apod-extract:0.1.0",
-        "apod-transform:0.1.0",
-        "apod-load:0.1.0",
-        "apod-version:0.1.0",
-        "apod-airflow:0.1.0",
-        "apod-postgres:15",
-    }
+    steps_and_airflow = ("extract", "transform", "load", "version", "airflow")
+    assert loaded == {f"apod-{name}:{VERSION}" for name in steps_and_airflow} | {POSTGRES_IMAGE}
 
     # The Secrets travel on stdin, exactly what the manifests reference.
     applied = {}
@@ -145,9 +144,18 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
             }
     assert applied == k8s_secrets.secret_data(values)
 
+    # The overlay applied is the cluster's, wrapped with the tags of what was loaded.
+    tagged = Path(stub["APOD_K8S_STATE_DIR"]) / "kustomize" / cluster
+    kustomization = yaml.safe_load((tagged / "kustomization.yaml").read_text())
+    (resource,) = kustomization["resources"]
+    assert (tagged / resource).resolve() == REPO / "k8s" / "overlays" / cluster
+    tags = {f"{i['name']}:{i['newTag']}" for i in kustomization["images"]}
+    assert tags == {f"apod-airflow:{VERSION}", f"apod-load:{VERSION}", POSTGRES_IMAGE}
+    assert tags <= loaded
+
     # Order: Secrets, old Jobs removed, the overlay, then the waits and the port-forward.
     plain = [without_globals(c) for c in log]
-    apply_k = plain.index(["kubectl", "apply", "-k", str(REPO / "k8s" / "overlays" / cluster)])
+    apply_k = plain.index(["kubectl", "apply", "-k", str(tagged)])
     assert max(i for i, c in enumerate(log) if c["stdin"]) < apply_k
     assert (
         plain.index(

@@ -1,19 +1,17 @@
-"""The extract step's pure parts: chunking, redaction, Retry-After, backoff, files."""
+"""The extract step's pure parts: chunking, public URLs, Retry-After, backoff, chunk files."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
 import random
-import stat
 
 import pytest
 
+from apod_common import files
 from apod_common.errors import StepError
 from apod_extract import dates, store
 from apod_extract.client import RetryPolicy, entry_count, retry_after_seconds
-from apod_extract.redact import RedactingFilter, Redactor, public_url
+from apod_extract.main import public_url
 
 pytestmark = pytest.mark.unit
 
@@ -63,36 +61,6 @@ def test_range_checks_do_not_look_at_the_clock():
     assert excinfo.value.code == 2
 
 
-def test_redactor_hides_the_key_raw_encoded_and_in_query_strings():
-    key = "a b+c/d"
-    redact = Redactor([key, None])
-    text = (
-        "GET /apod?api_key=a%20b%2Bc%2Fd&date=1 failed; key a b+c/d; "
-        "plus form a+b%2Bc%2Fd; other api_key=zzz"
-    )
-    cleaned = redact(text)
-    assert "a b+c/d" not in cleaned
-    assert "a%20b%2Bc%2Fd" not in cleaned
-    assert "a+b%2Bc%2Fd" not in cleaned
-    assert "zzz" not in cleaned
-    assert "api_key=***&date=1" in cleaned
-
-
-def test_redacting_filter_cleans_messages_arguments_and_tracebacks():
-    record = logging.LogRecord(
-        "x", logging.ERROR, __file__, 1, "url %s", ("?api_key=SECRET",), None
-    )
-    try:
-        raise ValueError("boom SECRET")
-    except ValueError:
-        import sys
-
-        record.exc_info = sys.exc_info()
-    RedactingFilter(Redactor(["SECRET"])).filter(record)
-    assert "SECRET" not in record.getMessage()
-    assert "SECRET" not in (record.exc_text or "")
-
-
 def test_public_url_drops_credentials():
     assert (
         public_url("https://user:pw@api.example.org:8443/planetary/apod?api_key=K&x=1")
@@ -131,15 +99,12 @@ def test_entry_count_accepts_json_arrays_only(body, count):
     assert entry_count(body) == count
 
 
-def test_atomic_write_sets_mode_and_fetch_time_and_leaves_no_temp(tmp_path):
+def test_chunk_files_carry_their_fetch_time(tmp_path):
     target = tmp_path / "2024-01-01_2024-01-31.json"
     moment = dt.datetime(2024, 2, 1, 8, 30, 5, tzinfo=dt.UTC)
-    store.atomic_write(target, b"[]", mtime=moment)
-    assert target.read_bytes() == b"[]"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o664
+    files.atomic_write(target, b"[]", mtime=moment)
     assert store.modified_at(target) == moment
     assert store.utc_text(moment) == "2024-02-01T08:30:05Z"
-    assert [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
 def test_strays_are_other_chunks_and_dead_temp_files(tmp_path):
@@ -155,10 +120,3 @@ def test_strays_are_other_chunks_and_dead_temp_files(tmp_path):
         ".2024-01-01_2024-01-31.json.x1.tmp",
         "2023-01-01_2023-01-31.json",
     ]
-
-
-def test_manifest_bytes_are_stable():
-    manifest = {"b": 1, "a": {"z": "é", "y": [1]}}
-    assert store.manifest_bytes(manifest) == store.manifest_bytes(
-        json.loads(store.manifest_bytes(manifest))
-    )

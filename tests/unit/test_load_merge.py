@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from apod_common import layout
+from apod_common.csvfile import read_csv_bytes, to_csv_bytes
 from apod_common.schema import CONTENT_COLUMNS, STAGED_COLUMNS
-from apod_load.csvformat import read_csv_bytes, to_csv_bytes
 from apod_load.main import main
 from apod_load.merge import merge
 
@@ -189,12 +189,12 @@ def test_update_rewrites_atomically_and_keeps_the_mode(tmp_path):
     write_staged(tmp_path, "r1", [entry(1), entry(2)])
     main(["csv", "--run-id", "r1", "--data-dir", str(tmp_path)])
     output = tmp_path / "apod_data.csv"
-    os.chmod(output, 0o664)
+    os.chmod(output, 0o640)
     write_staged(tmp_path, "r2", [entry(2, title="Changed"), entry(3)])
     summary = main(["csv", "--run-id", "r2", "--data-dir", str(tmp_path)])
     assert summary["changed"] is True
     assert (summary["rows"], summary["added"], summary["updated"]) == (3, 1, 1)
-    assert output.stat().st_mode & 0o777 == 0o664
+    assert output.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
     assert read_csv_bytes(output.read_bytes())["title"].tolist() == [
         "Title 1",
@@ -208,5 +208,5 @@ def test_output_option_and_new_file_mode(tmp_path):
     target = tmp_path / "elsewhere" / "set.csv"
     summary = main(["csv", "--run-id", "r1", "--data-dir", str(tmp_path), "--output", str(target)])
     assert summary["output"] == str(target)
-    assert target.stat().st_mode & 0o777 == 0o644
+    assert target.stat().st_mode & 0o777 == 0o664  # apod_common.files.FILE_MODE
     assert not (tmp_path / "apod_data.csv").exists()

@@ -19,16 +19,24 @@ SAMPLE = REPO / "tests" / "fixtures" / "apod"
 
 
 def start(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    process, base, _ = start_logged(*args, env=env)
+    return process, base
+
+
+def start_logged(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str, str]:
+    """The process, its base URL and what it logged up to the listening line."""
     process = subprocess.Popen(
         [sys.executable, "-m", "apod_testserver", "--port", "0", *args],
         env={**os.environ, "PYTHONPATH": str(REPO / "images" / "testserver"), **(env or {})},
         stderr=subprocess.PIPE,
         text=True,
     )
+    preamble = ""
     for line in process.stderr:
+        preamble += line
         match = re.search(r"listening on (http://127\.0\.0\.1:\d+)$", line.strip())
         if match:
-            return process, match.group(1)
+            return process, match.group(1), preamble
     process.wait(timeout=10)
     pytest.fail(f"no listening line; exit code {process.returncode}")
 
@@ -80,9 +88,10 @@ def test_archive_dir_may_name_the_whole_archive_folder(tmp_path):
         stop(process)
 
 
-def test_a_missing_fixture_folder_is_a_clear_usage_error(tmp_path):
+def refused(*args: str) -> subprocess.CompletedProcess:
+    """Run a server that must not start; it exits 2 at once."""
     result = subprocess.run(
-        [sys.executable, "-m", "apod_testserver", "--fixtures", str(tmp_path / "nowhere")],
+        [sys.executable, "-m", "apod_testserver", *args],
         env={**os.environ, "PYTHONPATH": str(REPO / "images" / "testserver")},
         capture_output=True,
         text=True,
@@ -90,5 +99,38 @@ def test_a_missing_fixture_folder_is_a_clear_usage_error(tmp_path):
         check=False,
     )
     assert result.returncode == 2
+    return result
+
+
+def test_a_missing_fixture_folder_is_a_clear_usage_error(tmp_path):
+    result = refused("--fixtures", str(tmp_path / "nowhere"))
     assert "does not exist" in result.stderr
     assert "--fixtures" in result.stderr
+
+
+def test_latency_switches_are_announced_and_the_exit_line_reports_the_peak():
+    process, base, preamble = start_logged(
+        "--fixtures", str(SAMPLE), "--today", "2024-01-31", "--quiet",
+        "--day-cost", "0.02", "--gateway-timeout", "0.3", "--hang-rate", "0",
+    )  # fmt: skip
+    try:
+        params = {"api_key": "k", "start_date": "2024-01-01", "end_date": "2024-01-10"}
+        fits = requests.get(f"{base}/planetary/apod", params=params, timeout=10)
+        cut = requests.get(
+            f"{base}/planetary/apod", params={**params, "end_date": "2024-01-31"}, timeout=10
+        )
+    finally:
+        log = stop(process)
+    assert fits.status_code == 200
+    assert cut.status_code == 504
+    assert "latency model: 0.02 s per day answered, gateway time-out 0.3 s" in preamble
+    assert "served 2 APOD request(s), at most 1 in flight" in log
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--day-cost", "-1"), ("--gateway-timeout", "-2"), ("--hang-rate", "2")],
+    ids=["day-cost", "gateway-timeout", "hang-rate"],
+)
+def test_impossible_latency_switches_are_usage_errors(args):
+    assert args[0] in refused("--fixtures", str(SAMPLE), *args).stderr

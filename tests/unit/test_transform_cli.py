@@ -81,7 +81,7 @@ def test_writes_staged_and_rejected_and_summarises(tmp_path, capsys):
         }
     ]
     assert "rejected 1: unknown media_type" in err
-    assert oct(staged.stat().st_mode & 0o777) == "0o644"
+    assert oct(staged.stat().st_mode & 0o777) == "0o664"  # apod_common.files.FILE_MODE
     assert not [p for p in staged.parent.iterdir() if p.name.startswith(".")]
 
 

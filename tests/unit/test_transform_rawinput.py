@@ -1,6 +1,7 @@
 """Reading extract's files: manifest and chunk checks; also the raw-dir builder other
-transform tests import (written exactly as extract writes: manifest + sha256'd chunks)."""
+transform tests import (written as extract writes them: through apod_common.manifest)."""
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -8,13 +9,15 @@ from typing import Any
 
 import pytest
 
-from apod_common import exit_codes, layout
+from apod_common import exit_codes, layout, manifest
 from apod_common.errors import NothingToDo, StepError
-from apod_transform.rawinput import read_batch
+from apod_common.manifest import Chunk, Manifest
+from apod_transform.rawinput import read_raw
 
 pytestmark = pytest.mark.unit
 
 FETCHED_AT = "2026-11-22T08:00:00+00:00"
+PLACEHOLDER_DAY = dt.date(1995, 6, 16)
 
 
 def entry(date: str, **fields: Any) -> dict[str, Any]:
@@ -32,53 +35,66 @@ def entry(date: str, **fields: Any) -> dict[str, Any]:
     return base
 
 
+def _day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return PLACEHOLDER_DAY
+
+
 def write_raw(
     data_dir: Path,
     run_id: str,
     chunks: list[list[Any] | bytes],
     fetched_at: list[str] | str = FETCHED_AT,
-    manifest_extra: dict[str, Any] | None = None,
+    span: tuple[str, str] = ("1995-06-16", "2026-12-31"),
 ) -> Path:
     """Write a raw batch like extract does; a bytes chunk is written as is (for corruption)."""
     raw = layout.raw_dir(data_dir, run_id)
     raw.mkdir(parents=True, exist_ok=True)
     stamps = [fetched_at] * len(chunks) if isinstance(fetched_at, str) else fetched_at
-    records, total = [], 0
+    records = []
     for number, (chunk, stamp) in enumerate(zip(chunks, stamps, strict=True)):
         data = chunk if isinstance(chunk, bytes) else json.dumps(chunk).encode("utf-8")
-        count = None if isinstance(chunk, bytes) else len(chunk)
+        count = 0 if isinstance(chunk, bytes) else len(chunk)
         dates = [e["date"] for e in chunk if isinstance(e, dict) and isinstance(e.get("date"), str)]
         start, end = (min(dates), max(dates)) if count and dates else (f"c{number}", f"c{number}")
         name = f"{start}_{end}.json"
         (raw / name).write_bytes(data)
         records.append(
-            {
-                "file": name,
-                "start": start,
-                "end": end,
-                "entries": count,
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "fetched_at": stamp,
-            }
+            Chunk(
+                file=name,
+                start=_day(start),
+                end=_day(end),
+                entries=count,
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                fetched_at=stamp,
+            )
         )
-        total += count or 0
-    manifest = {
-        "run_id": run_id,
-        "start": "1995-06-16",
-        "end": "2026-12-31",
-        "api_url": "http://127.0.0.1:8000/planetary/apod",
-        "chunks": records,
-        "entries": total,
-        **(manifest_extra or {}),
-    }
     path = layout.manifest_path(data_dir, run_id)
-    path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    written = Manifest(
+        run_id=run_id,
+        start=dt.date.fromisoformat(span[0]),
+        end=dt.date.fromisoformat(span[1]),
+        api_url="http://127.0.0.1:8000/planetary/apod",
+        chunk_days=31,
+        chunks=tuple(records),
+    )
+    manifest.write(path, written)
     return path
+
+
+def edit_manifest(path: Path, edit) -> None:
+    """Change the JSON of a manifest in place, as a hand or a bug would."""
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
 
 
 def expect_bad_input(data_dir: Path, run_id: str, *fragments: str) -> str:
     with pytest.raises(StepError) as caught:
-        read_batch(data_dir, run_id)
+        read_raw(data_dir, run_id)
     assert caught.value.code == exit_codes.BAD_INPUT
     assert "\n" not in caught.value.reason
     for fragment in fragments:
@@ -93,7 +109,7 @@ def test_reads_chunks_in_manifest_order_with_their_fetched_at(tmp_path):
         [[entry("2024-01-01"), entry("2024-01-02")], [entry("2024-02-01")]],
         fetched_at=["2026-11-22T08:00:00+00:00", "2026-11-22T08:00:05+00:00"],
     )
-    batch = read_batch(tmp_path, "run-1")
+    batch = read_raw(tmp_path, "run-1")
     assert [e["date"] for e in batch.entries] == ["2024-01-01", "2024-01-02", "2024-02-01"]
     assert batch.extracted_at == [
         "2026-11-22T08:00:00+00:00",
@@ -107,7 +123,7 @@ def test_run_id_is_made_safe_for_the_path_like_extract_does(tmp_path):
     run_id = "manual__2024-01-01T00:00:00+00:00"
     write_raw(tmp_path, run_id, [[entry("2024-01-01")]])
     assert (tmp_path / "raw" / layout.batch_name(run_id) / "manifest.json").is_file()
-    assert len(read_batch(tmp_path, run_id).entries) == 1
+    assert len(read_raw(tmp_path, run_id).entries) == 1
 
 
 def test_missing_manifest(tmp_path):
@@ -121,8 +137,8 @@ def test_missing_manifest(tmp_path):
         (b"\xff\xfe{}", "is not UTF-8"),
         (b"[]", "has no list of chunks"),
         (b'{"chunks": {}}', "has no list of chunks"),
-        (b'{"chunks": [], "entries": "3"}', "bad entry count"),
-        (b'{"chunks": [], "entries": -1}', "bad entry count"),
+        (b'{"chunks": []}', "has no range object"),
+        (b'{"chunks": [], "range": {"start": "x"}}', "has no totals object"),
     ],
 )
 def test_unusable_manifest(tmp_path, text, fragment):
@@ -147,10 +163,10 @@ def test_altered_chunk_fails_its_sha256(tmp_path):
 
 def test_sha256_is_compared_case_insensitively(tmp_path):
     path = write_raw(tmp_path, "r", [[entry("2024-01-01")]])
-    manifest = json.loads(path.read_text())
-    manifest["chunks"][0]["sha256"] = manifest["chunks"][0]["sha256"].upper()
-    path.write_text(json.dumps(manifest))
-    assert len(read_batch(tmp_path, "r").entries) == 1
+    edit_manifest(
+        path, lambda doc: doc["chunks"][0].update(sha256=doc["chunks"][0]["sha256"].upper())
+    )
+    assert len(read_raw(tmp_path, "r").entries) == 1
 
 
 @pytest.mark.parametrize(
@@ -179,34 +195,50 @@ def test_corrupt_chunk_with_matching_sha256(tmp_path, data, fragment):
         ({"sha256": ""}, "has no sha256"),
         ({"fetched_at": None}, "no valid fetched_at"),
         ({"fetched_at": "yesterday"}, "no valid fetched_at"),
-        ({"entries": 5}, "holds 1 entries, the manifest says 5"),
+        ({"entries": None}, "bad entries count"),
+        ({"entries": "1"}, "bad entries count"),
+        ({"entries": True}, "bad entries count"),
+        ({"bytes": -1}, "bad bytes count"),
+        ({"start": "2024-02-30"}, "no valid start date"),
     ],
 )
 def test_bad_chunk_record(tmp_path, change, fragment):
     path = write_raw(tmp_path, "r", [[entry("2024-01-01")]])
-    manifest = json.loads(path.read_text())
-    manifest["chunks"][0].update(change)
-    path.write_text(json.dumps(manifest))
+    edit_manifest(path, lambda doc: doc["chunks"][0].update(change))
     expect_bad_input(tmp_path, "r", fragment)
 
 
 def test_chunk_record_not_an_object(tmp_path):
     path = write_raw(tmp_path, "r", [[entry("2024-01-01")]])
-    manifest = json.loads(path.read_text())
-    manifest["chunks"].append("2024-01-02_2024-01-02.json")
-    path.write_text(json.dumps(manifest))
+    edit_manifest(path, lambda doc: doc["chunks"].append("2024-01-02_2024-01-02.json"))
     expect_bad_input(tmp_path, "r", "chunk #2 is not an object")
 
 
-def test_manifest_total_must_match_the_chunks(tmp_path):
-    write_raw(tmp_path, "r", [[entry("2024-01-01")]], manifest_extra={"entries": 2})
-    expect_bad_input(tmp_path, "r", "says 2 entries, its chunks hold 1")
+def test_chunk_count_must_match_its_file(tmp_path):
+    path = write_raw(tmp_path, "r", [[entry("2024-01-01")]])
+
+    def claim_five(doc):
+        doc["chunks"][0]["entries"] = 5
+        doc["totals"]["entries"] = 5
+
+    edit_manifest(path, claim_five)
+    expect_bad_input(tmp_path, "r", "holds 1 entries, the manifest says 5")
+
+
+@pytest.mark.parametrize(
+    ("total", "fragment"),
+    [(2, "says 2 entries, its chunks list 1"), (-1, "bad entries count"), (None, "bad entries")],
+)
+def test_manifest_total_must_match_the_chunks(tmp_path, total, fragment):
+    path = write_raw(tmp_path, "r", [[entry("2024-01-01")]])
+    edit_manifest(path, lambda doc: doc["totals"].update(entries=total))
+    expect_bad_input(tmp_path, "r", fragment)
 
 
 def test_zero_entries_is_nothing_to_do(tmp_path):
-    write_raw(tmp_path, "r", [], manifest_extra={"start": "2020-06-10", "end": "2020-06-10"})
+    write_raw(tmp_path, "r", [], span=("2020-06-10", "2020-06-10"))
     with pytest.raises(NothingToDo) as caught:
-        read_batch(tmp_path, "r")
+        read_raw(tmp_path, "r")
     assert caught.value.code == exit_codes.NOTHING_TO_DO
     assert "2020-06-10..2020-06-10" in caught.value.reason
 
@@ -215,13 +247,10 @@ def test_empty_chunks_are_nothing_to_do(tmp_path):
     # A range of missing days comes back as `200 []`: extract still writes the chunk.
     write_raw(tmp_path, "r", [[], []])
     with pytest.raises(NothingToDo):
-        read_batch(tmp_path, "r")
+        read_raw(tmp_path, "r")
 
 
-def test_manifest_without_a_total_is_accepted(tmp_path):
+def test_manifest_without_a_total_is_refused(tmp_path):
     path = write_raw(tmp_path, "r", [[entry("2024-01-01")]])
-    manifest = json.loads(path.read_text())
-    del manifest["entries"]
-    del manifest["chunks"][0]["entries"]
-    path.write_text(json.dumps(manifest))
-    assert len(read_batch(tmp_path, "r").entries) == 1
+    edit_manifest(path, lambda doc: doc.pop("totals"))
+    expect_bad_input(tmp_path, "r", "has no totals object")

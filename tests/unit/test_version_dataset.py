@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from apod_common.errors import StepError
-from apod_version.dataset import count_rows, parse_dvc_file
+from apod_version.dvcfile import parse_dvc_file
+from apod_version.message import count_rows
 
 pytestmark = pytest.mark.unit
 

@@ -1,6 +1,7 @@
 """The environment the version step gives git and DVC."""
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -104,3 +105,35 @@ def test_a_uid_without_passwd_entry_still_gets_a_user_name(tmp_path: Path):
     assert user_name({"USER": "ada"}, unknown) is None
     assert child_env({"HOME": str(tmp_path)}, tmp_path, uid=unknown)["USER"] == f"uid{unknown}"
     assert child_env({"HOME": str(tmp_path), "USER": "ada"}, tmp_path)["USER"] == "ada"
+
+
+def test_libgit2_gets_safe_directory_from_a_private_global_config(tmp_path: Path):
+    (tmp_path / "home" / ".config" / "git").mkdir(parents=True)
+    own = tmp_path / "home" / ".config" / "git" / "config"
+    own.write_text("[user]\n\tname = Ada\n")
+    repo = tmp_path / 'a "quoted" repo'
+    env = child_env({"HOME": str(tmp_path / "home")}, repo)
+    private = Path(env["XDG_CONFIG_HOME"])
+    assert private != tmp_path / "home" / ".config"
+    assert oct(private.stat().st_mode & 0o777) == "0o700"
+    # DVC keeps reading its own global config where it would without us.
+    assert env["DVC_GLOBAL_CONFIG_DIR"] == str(tmp_path / "home" / ".config" / "dvc")
+
+    def git_config(*args: str) -> str:
+        clean = {k: v for k, v in env.items() if not k.startswith("GIT_CONFIG_")}
+        result = subprocess.run(
+            ["git", "config", "--global", *args], env=clean, capture_output=True, text=True
+        )
+        return result.stdout.strip()
+
+    assert git_config("--get-all", "safe.directory") == str(repo)
+    assert git_config("--includes", "--get", "user.name") == "Ada"
+
+
+def test_set_global_config_dirs_are_kept(tmp_path: Path):
+    env = child_env(
+        {"HOME": str(tmp_path), "XDG_CONFIG_HOME": "/cfg", "DVC_GLOBAL_CONFIG_DIR": "/dvccfg"},
+        tmp_path,
+    )
+    assert env["DVC_GLOBAL_CONFIG_DIR"] == "/dvccfg"
+    assert (Path(env["XDG_CONFIG_HOME"]) / "git" / "config").read_text().count("[include]") == 0

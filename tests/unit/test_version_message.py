@@ -1,9 +1,10 @@
-"""Commit messages and redaction of the version step."""
+"""Commit messages, committed remote URLs and failure lines of the version step."""
 
 import pytest
 
+from apod_common.redaction import redact
 from apod_version.message import commit_message, one_line
-from apod_version.redact import redact, strip_userinfo
+from apod_version.remote import strip_userinfo
 
 pytestmark = pytest.mark.unit
 
@@ -29,27 +30,12 @@ def test_one_line_collapses_whitespace():
     assert one_line("  a\tb\r\nc  ") == "a b c"
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("https://user:tok3n@git.example/repo.git", "https://***@git.example/repo.git"),
-        ("fatal: 'https://tok3n@host/x' failed", "fatal: 'https://***@host/x' failed"),
-        ("ssh://git@host:22/repo", "ssh://***@host:22/repo"),
-        ("/var/tmp/apod-dvc-remote", "/var/tmp/apod-dvc-remote"),
-        ("s3://bucket/path", "s3://bucket/path"),
-        ("a https://u:p@h/1 and http://v:q@h/2", "a https://***@h/1 and http://***@h/2"),
-    ],
-)
-def test_redact_hides_url_credentials(text, expected):
-    assert redact(text) == expected
-
-
 def test_strip_userinfo_leaves_a_committable_url():
     assert strip_userinfo("https://user:secret@dvc.example/store") == "https://dvc.example/store"
     assert strip_userinfo("/dvc-remote") == "/dvc-remote"
 
 
-def test_failure_reason_is_the_error_line_redacted():
+def test_failure_reason_is_the_error_line_and_the_runner_redacts_it():
     from apod_version.tools import Result
 
     dvc_out = (
@@ -59,8 +45,8 @@ def test_failure_reason_is_the_error_line_redacted():
     )
     assert Result(1, "", dvc_out).last_line().startswith("ERROR:  output 'x.csv' is already")
     git_out = "To https://u:tok@host/r.git\nfatal: unable to access 'https://u:tok@host/r.git/'\n"
-    assert (
-        Result(128, "", git_out).last_line() == "fatal: unable to access 'https://***@host/r.git/'"
-    )
+    line = Result(128, "", git_out).last_line()
+    assert line == "fatal: unable to access 'https://u:tok@host/r.git/'"
+    assert redact(line) == "fatal: unable to access 'https://***@host/r.git/'"
     assert Result(1, "last words\n", "").last_line() == "last words"
     assert Result(3, "", "").last_line() == "exit code 3"

@@ -1,3 +1,2 @@
-"""Code shared by the APOD pipeline steps: record schema, settings, paths, logging."""
-
-__version__ = "0.1.0"
+"""Code shared by the APOD pipeline steps: their runtime (files, locks, redaction, the
+CLI runner), the record schema and rules, and the files that pass between steps."""

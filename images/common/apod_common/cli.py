@@ -1,36 +1,56 @@
-"""The wrapper every step's entrypoint runs: one summary line, meaningful exit codes."""
+"""The runner every step's entrypoint goes through: one summary line, meaningful exit
+codes, and the redactor in front of all of it (logs, summary, reason), so that no step
+has to guard its own output."""
 
+import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable
 
-from apod_common import exit_codes
+from apod_common import exit_codes, logs, redaction
 from apod_common.errors import StepError
+
+
+def parser(step: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """Every step's argument parser: `apod-<step> --help`, its text laid out as written."""
+    return argparse.ArgumentParser(
+        prog=f"apod-{step}",
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def emit_summary(summary: dict) -> None:
     """Print the one-line JSON summary; Airflow keeps the last stdout line as XCom."""
-    sys.stdout.write(json.dumps(summary, sort_keys=True, ensure_ascii=False) + "\n")
+    line = json.dumps(redaction.redact_value(summary), sort_keys=True, ensure_ascii=False)
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
 def run(step: str, main: Callable[[list[str] | None], dict], argv: list[str] | None = None) -> int:
     """Run `main`, print its summary, and turn failures into a one-line reason + code."""
+    redaction.remember_environment()
     try:
+        logs.setup(step)
         summary = main(argv)
     except StepError as exc:
         status = "skipped" if exc.code == exit_codes.NOTHING_TO_DO else "failed"
-        print(f"{step}: {exc.reason}", file=sys.stderr)
-        emit_summary({"step": step, "status": status, "reason": exc.reason, "exit_code": exc.code})
-        return exc.code
+        return _fail(step, status, exc.reason, exc.code)
     except KeyboardInterrupt:
         print(f"{step}: interrupted", file=sys.stderr)
         return exit_codes.FAILURE
-    except Exception as exc:  # noqa: BLE001 - the last line of defence must say something
+    except Exception as exc:  # the last line of defence must say something
+        logging.getLogger(step).debug("unexpected error", exc_info=True)
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-        print(f"{step}: unexpected error: {reason}", file=sys.stderr)
-        emit_summary({"step": step, "status": "failed", "reason": reason, "exit_code": 1})
-        return exit_codes.FAILURE
-    summary = {"step": step, "status": "ok", **summary}
-    emit_summary(summary)
+        return _fail(step, "failed", f"unexpected error: {reason}", exit_codes.FAILURE)
+    emit_summary({"step": step, "status": "ok", **summary})
     return exit_codes.OK
+
+
+def _fail(step: str, status: str, reason: str, code: int) -> int:
+    reason = redaction.redact(reason)
+    print(f"{step}: {reason}", file=sys.stderr)
+    emit_summary({"step": step, "status": status, "reason": reason, "exit_code": code})
+    return code

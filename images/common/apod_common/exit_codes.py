@@ -7,13 +7,3 @@ BAD_INPUT = 3  # input files missing or malformed, too many rejected rows
 UPSTREAM_REFUSED = 4  # the API said no (4xx): bad key, bad date; retrying will not help
 UPSTREAM_UNAVAILABLE = 5  # the API or a store stayed down / rate limit too long; retry later
 NOTHING_TO_DO = 99  # nothing new: the task is skipped, downstream too
-
-DESCRIPTIONS = {
-    OK: "done",
-    FAILURE: "unexpected error",
-    USAGE: "bad arguments",
-    BAD_INPUT: "bad or missing input",
-    UPSTREAM_REFUSED: "refused by upstream (not retryable)",
-    UPSTREAM_UNAVAILABLE: "upstream or store unavailable (retryable)",
-    NOTHING_TO_DO: "nothing to do",
-}

@@ -1,8 +1,11 @@
-"""Logging to stderr (stdout is reserved for the summary line), one format for all."""
+"""Logging to stderr (stdout is reserved for the summary line), one format for all, and
+every record through the redactor."""
 
 import logging
 import os
 import sys
+
+from apod_common.redaction import RedactingFilter
 
 
 def setup(step: str) -> logging.Logger:
@@ -11,6 +14,7 @@ def setup(step: str) -> logging.Logger:
     handler.setFormatter(
         logging.Formatter(f"%(asctime)s %(levelname)s {step}: %(message)s", "%Y-%m-%dT%H:%M:%S%z")
     )
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

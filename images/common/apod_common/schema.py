@@ -25,11 +25,8 @@ PROVENANCE_COLUMNS = ("run_id", "extracted_at")
 STAGED_COLUMNS = CONTENT_COLUMNS + PROVENANCE_COLUMNS
 REJECTED_COLUMNS = ("date", "reason", "record")
 
-REQUIRED_FIELDS = ("date", "title", "media_type")
 MEDIA_TYPES = ("image", "video", "other")
 
-# One CSV dialect for the staged batch and apod_data.csv: UTF-8, comma, minimal
-# quoting, "\n" line ends, empty string for missing values. Postgres COPY reads it
-# with FORMAT csv, HEADER true.
+# The one CSV dialect (written and read by csvfile): UTF-8, "\n" after every record.
 CSV_ENCODING = "utf-8"
 CSV_LINE_TERMINATOR = "\n"

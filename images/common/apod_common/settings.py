@@ -2,13 +2,13 @@
 
 Secrets never come from the command line. A deployment that mounts secrets as files
 (Kubernetes Secret volumes, Docker secrets) sets e.g. NASA_API_KEY_FILE instead of
-NASA_API_KEY.
+NASA_API_KEY. Every secret read here is handed to the redactor, so that no output shows it.
 """
 
 import os
 from pathlib import Path
 
-from apod_common import exit_codes
+from apod_common import exit_codes, redaction
 from apod_common.errors import StepError
 
 DEFAULT_DATA_DIR = "/data"
@@ -20,7 +20,15 @@ def env(name: str, default: str | None = None) -> str | None:
 
 
 def secret(name: str, default: str | None = None) -> str | None:
-    """Read a secret from $NAME, or from the file named by $NAME_FILE."""
+    """Read a secret from $NAME, or from the file named by $NAME_FILE; never printed."""
+    value = env_or_file(name)
+    redaction.remember(value)
+    return default if value is None else value
+
+
+def env_or_file(name: str, default: str | None = None) -> str | None:
+    """$NAME, or the content of the file named by $NAME_FILE (for values that are not
+    secret as a whole, such as a remote URL whose credentials the redactor masks anyway)."""
     file_name = env(f"{name}_FILE")
     if file_name:
         try:

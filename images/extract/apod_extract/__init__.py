@@ -1,3 +1,1 @@
 """The extract step: fetch APOD entries from the API, in chunks, into /data/raw untouched."""
-
-__version__ = "0.1.0"

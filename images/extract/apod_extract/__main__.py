@@ -1,4 +1,3 @@
-from apod_common import cli
-from apod_extract.command import main
+from apod_extract.main import cli
 
-raise SystemExit(cli.run("extract", main))
+cli()

@@ -1,17 +1,21 @@
-"""One chunk from the API, with the retry rules of APOD_API.md.
+"""One request for a day range, and what its answer means under APOD_API.md.
 
-Timeouts, connection errors, 5xx and bodies that are not a JSON array are retried with
-exponential backoff and jitter; a 429 waits for Retry-After when that is short enough;
-any other 4xx stops at once, because asking again will not change the answer.
+An attempt returns the page, raises Retryable for what another attempt may fix (a
+time-out, a dropped connection, a 5xx, a body that is not a JSON array, a short 429),
+or StepError for what it will not (any other 4xx, a Retry-After longer than allowed).
+A gateway 504 or a read time-out is marked as a cut: the range took too long to answer,
+so the caller asks for shorter ranges instead of the same one again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import importlib.metadata
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,10 +24,20 @@ import requests
 
 from apod_common import exit_codes
 from apod_common.errors import StepError
-from apod_extract import __version__
-from apod_extract.redact import Redactor
 
 log = logging.getLogger("extract")
+
+GATEWAY_TIMEOUT = 504
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("apod-extract")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
+
+
+USER_AGENT = f"apod-extract/{_version()}"
 
 
 @dataclass
@@ -48,12 +62,16 @@ class Page:
     fetched_at: dt.datetime
 
 
-class _Retryable(Exception):
+class Retryable(Exception):
     """This attempt failed in a way that another attempt may fix."""
 
-    def __init__(self, problem: str, wait: float | None = None):
+    def __init__(
+        self, problem: str, wait: float | None = None, cut: bool = False, limited: bool = False
+    ):
         super().__init__(problem)
         self.wait = wait  # seconds the server asked for; None: our own backoff
+        self.cut = cut  # the answer took too long: a shorter range may get through
+        self.limited = limited  # a 429: the key's quota, shared by every request in flight
 
 
 def entry_count(body: bytes) -> int | None:
@@ -110,69 +128,42 @@ def refusal_reason(response: requests.Response) -> str:
 
 
 class ApodClient:
-    def __init__(
-        self,
-        url: str,
-        api_key: str,
-        timeout: float,
-        policy: RetryPolicy,
-        redactor: Redactor,
-        session: requests.Session | None = None,
-    ):
+    """Safe to share between threads: each thread sends through its own HTTP session."""
+
+    def __init__(self, url: str, api_key: str, timeout: float, policy: RetryPolicy):
         self.url = url
         self.api_key = api_key
         self.timeout = timeout
         self.policy = policy
-        self.redact = redactor
-        self.session = session or requests.Session()
-        self.session.headers.update(
-            {"Accept": "application/json", "User-Agent": f"apod-extract/{__version__}"}
-        )
-        self.requests = 0  # HTTP requests sent, retries included
+        self._local = threading.local()
 
-    def fetch(self, start: dt.date, end: dt.date) -> Page:
-        """The raw answer for start..end (inclusive), or StepError with code 4 or 5."""
-        policy = self.policy
-        problem = "no attempt made"
-        for attempt in range(policy.max_retries + 1):
-            try:
-                return self._attempt(start, end)
-            except _Retryable as exc:
-                problem, wait = str(exc), exc.wait
-            if attempt == policy.max_retries:
-                break
-            wait = policy.delay(attempt) if wait is None else wait
-            log.warning(
-                "%s..%s: %s; retry %d/%d in %.1f s",
-                start,
-                end,
-                problem,
-                attempt + 1,
-                policy.max_retries,
-                wait,
-            )
-            policy.sleep(wait)
-        raise StepError(
-            f"API unavailable for {start}..{end} after {policy.max_retries + 1} attempt(s): "
-            f"{problem}",
-            exit_codes.UPSTREAM_UNAVAILABLE,
-        )
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update({"Accept": "application/json", "User-Agent": USER_AGENT})
+            self._local.session = session
+        return session
 
-    def _attempt(self, start: dt.date, end: dt.date) -> Page:
+    def attempt(self, start: dt.date, end: dt.date) -> Page:
+        """One request for start..end (inclusive): the page, Retryable or StepError (4, 5)."""
         params = {
             "api_key": self.api_key,
             "start_date": start.isoformat(),
             "end_date": end.isoformat(),
             "thumbs": "true",
         }
-        self.requests += 1
         try:
-            response = self.session.get(self.url, params=params, timeout=self.timeout)
+            response = self._session().get(self.url, params=params, timeout=self.timeout)
             body = response.content
+        except requests.ConnectTimeout as exc:
+            raise Retryable(f"connection failed ({self._text(exc)})") from None
         except requests.Timeout as exc:
-            raise _Retryable(f"timed out after {self.timeout:g} s ({self._text(exc)})") from None
+            raise Retryable(
+                f"timed out after {self.timeout:g} s ({self._text(exc)})", cut=True
+            ) from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise _Retryable(f"connection failed ({self._text(exc)})") from None
+            raise Retryable(f"connection failed ({self._text(exc)})") from None
         except requests.RequestException as exc:
             # Not a network hiccup: a malformed APOD_API_URL and the like.
             raise StepError(
@@ -187,15 +178,15 @@ class ApodClient:
             entries = entry_count(body)
             if entries is None:
                 kind = response.headers.get("Content-Type", "no content type")
-                raise _Retryable(
+                raise Retryable(
                     f"HTTP 200 but not a JSON array ({kind}, {len(body)} bytes; {quota})"
                 )
             return Page(body, entries, remaining, fetched_at)
         if status == 429:
             self._rate_limited(response, remaining)
         if 400 <= status < 500:
-            raise StepError(self.redact(refusal_reason(response)), exit_codes.UPSTREAM_REFUSED)
-        raise _Retryable(f"HTTP {status} ({quota})")
+            raise StepError(refusal_reason(response), exit_codes.UPSTREAM_REFUSED)
+        raise Retryable(f"HTTP {status} ({quota})", cut=status == GATEWAY_TIMEOUT)
 
     def _rate_limited(self, response: requests.Response, remaining: int | None) -> None:
         wait = retry_after_seconds(response.headers.get("Retry-After"))
@@ -207,7 +198,10 @@ class ApodClient:
                 f"try again in about {wait / 60:.0f} min",
                 exit_codes.UPSTREAM_UNAVAILABLE,
             )
-        raise _Retryable(f"rate limited (HTTP 429, rate limit remaining {remaining})", wait)
+        raise Retryable(
+            f"rate limited (HTTP 429, rate limit remaining {remaining})", wait, limited=True
+        )
 
     def _text(self, exc: BaseException) -> str:
-        return self.redact(" ".join(str(exc).split()))
+        # One line; the key in the failed URL is masked by the runner's redactor.
+        return " ".join(str(exc).split())

@@ -1,18 +1,26 @@
-"""The extract run: plan the chunks, reuse what an earlier attempt left, fetch the rest."""
+"""The extract run: plan the chunks, reuse what an earlier attempt left, fetch the rest
+a few requests at a time, and write the manifest in date order whatever the order of
+arrival."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from apod_common import exit_codes, layout
+from apod_common import exit_codes, files, layout, manifest
 from apod_common.errors import NothingToDo, StepError
-from apod_extract import dates, store
-from apod_extract.client import ApodClient, entry_count
+from apod_common.manifest import Chunk, Manifest
+from apod_extract import dates, pieces, store
+from apod_extract.client import ApodClient, Page, entry_count
+from apod_extract.dates import Span
+from apod_extract.fetcher import Fetcher, Job, QuotaUsedUp
 
 log = logging.getLogger("extract")
+
+DEFAULT_CONCURRENCY = 4
 
 
 @dataclass(frozen=True)
@@ -24,80 +32,143 @@ class Request:
     chunk_days: int
     api_url: str  # already stripped of credentials, for the manifest and logs
     refetch: bool = False  # ignore chunks an earlier attempt left (upstream edits, late days)
+    concurrency: int = DEFAULT_CONCURRENCY  # most requests in flight at once
+
+
+class Progress:
+    """Chunks done, days fetched and days left, for the progress lines and their ETA."""
+
+    def __init__(self, plan: list[Span], jobs: list[Job]):
+        self.plan = plan
+        self.missing = [pieces.days(chunk) for chunk in plan]  # days of each not on disk yet
+        self.days_to_fetch = sum(pieces.days(job.span) for job in jobs)
+        self.days_fetched = 0
+        self.started = time.monotonic()
+
+    def add(self, chunk: int, span: Span, fetched: bool) -> None:
+        self.missing[chunk] -= pieces.days(span)
+        if fetched:
+            self.days_fetched += pieces.days(span)
+
+    @property
+    def done(self) -> int:
+        return sum(days == 0 for days in self.missing)
+
+    def label(self, chunk: int, span: Span) -> str:
+        part = "" if span == self.plan[chunk] else " (part)"
+        return f"chunk {chunk + 1}/{len(self.plan)} {span[0]}..{span[1]}{part}"
+
+    def eta(self) -> str:
+        # Days, not requests, measure the work: the service's cost is per day answered.
+        if not self.days_fetched:
+            return "unknown"
+        elapsed = time.monotonic() - self.started
+        left = elapsed / self.days_fetched * (self.days_to_fetch - self.days_fetched)
+        return f"{left:.0f} s" if left < 120 else f"{left / 60:.0f} min"
 
 
 def run(request: Request, client: ApodClient) -> dict:
     raw = layout.raw_dir(request.data_dir, request.run_id)
     manifest_path = layout.manifest_path(request.data_dir, request.run_id)
     try:
-        raw.mkdir(parents=True, exist_ok=True)
+        files.make_dirs(raw)
     except OSError as exc:
         raise StepError(
             f"cannot create {raw}: {exc.strerror}", exit_codes.UPSTREAM_UNAVAILABLE
         ) from None
 
     plan = dates.spans(request.start, request.end, request.chunk_days)
-    present = {
-        span: None if request.refetch else store.valid_chunk(raw / store.chunk_name(*span))
-        for span in plan
-    }
-    to_fetch = [span for span in plan if present[span] is None]
-    earlier = {c.get("file"): c for c in store.read_manifest(manifest_path).get("chunks", [])}
+    kept = {} if request.refetch else store.kept_chunks(raw)
+    tilings = [pieces.tile(chunk, kept) for chunk in plan]
+    jobs = [
+        Job(span, number)
+        for number, tiling in enumerate(tilings)
+        for span, was_kept in tiling
+        if not was_kept
+    ]
+    progress = Progress(plan, jobs)
     log.info(
-        "%s..%s from %s: %d chunk(s), %d already present in %s",
+        "%s..%s from %s: %d chunk(s), %d already present in %s; at most %d request(s) at once",
         request.start,
         request.end,
         request.api_url,
         len(plan),
-        len(plan) - len(to_fetch),
+        sum(all(was_kept for _, was_kept in tiling) for tiling in tilings),
         raw,
+        request.concurrency,
     )
 
-    chunks = []
-    for number, span in enumerate(plan, start=1):
-        name = store.chunk_name(*span)
-        path = raw / name
-        label = f"chunk {number}/{len(plan)} {span[0]}..{span[1]}"
-        data = present[span]
-        if data is not None:
-            entries = entry_count(data)
+    chunks: dict[Span, Chunk] = {}
+    earlier = {c.file: c for c in _earlier_chunks(manifest_path)}
+    for number, tiling in enumerate(tilings):
+        for span in (span for span, was_kept in tiling if was_kept):
+            name = store.chunk_name(*span)
+            data = kept[span]
             fetched_at = _earlier_fetch_time(earlier.get(name), data) or store.utc_text(
-                store.modified_at(path)
+                store.modified_at(raw / name)
             )
-            log.info("%s: %d entries (kept from an earlier attempt)", label, entries)
-        else:
-            page = _fetch(client, span, raw, plan, to_fetch)
-            data, entries, fetched_at = page.body, page.entries, store.utc_text(page.fetched_at)
-            _write(path, data, mtime=page.fetched_at)
-            to_fetch.remove(span)
-            remaining = "unknown" if page.remaining is None else page.remaining
-            log.info("%s: %d entries (rate limit remaining %s)", label, entries, remaining)
-            if page.remaining == 0 and to_fetch:
-                raise StepError(
-                    f"rate limit used up (X-RateLimit-Remaining: 0) with {len(to_fetch)} "
-                    f"chunk(s) still to fetch; {_kept(raw, plan, to_fetch)}",
-                    exit_codes.UPSTREAM_UNAVAILABLE,
-                )
-        chunks.append(
-            {
-                "file": name,
-                "start": span[0].isoformat(),
-                "end": span[1].isoformat(),
-                "entries": entries,
-                "bytes": len(data),
-                "sha256": store.sha256(data),
-                "fetched_at": fetched_at,
-            }
+            chunks[span] = _chunk(span, data, fetched_at)
+            progress.add(number, span, fetched=False)
+            log.info(
+                "%s: %d entries (kept from an earlier attempt)",
+                progress.label(number, span),
+                chunks[span].entries,
+            )
+
+    fetcher = Fetcher(client, request.concurrency)
+
+    def arrived(job: Job, page: Page) -> None:
+        _write(raw / store.chunk_name(*job.span), page.body, mtime=page.fetched_at)
+        chunks[job.span] = _chunk(job.span, page.body, store.utc_text(page.fetched_at))
+        progress.add(job.chunk, job.span, fetched=True)
+        log.info(
+            "%s: %d entries (rate limit remaining %s); %d/%d chunk(s) done, %d in flight, ETA %s",
+            progress.label(job.chunk, job.span),
+            page.entries,
+            "unknown" if page.remaining is None else page.remaining,
+            progress.done,
+            len(plan),
+            fetcher.in_flight,
+            progress.eta(),
         )
 
-    for stray in store.strays(raw, {c["file"] for c in chunks}):
+    try:
+        fetcher.run(jobs, arrived)
+    except QuotaUsedUp:
+        raise StepError(
+            f"rate limit used up (X-RateLimit-Remaining: 0) with {len(plan) - progress.done} "
+            f"chunk(s) still to fetch; {_kept(raw, plan, progress.done)}",
+            exit_codes.UPSTREAM_UNAVAILABLE,
+        ) from None
+    except StepError as exc:
+        if exc.code == exit_codes.UPSTREAM_UNAVAILABLE:
+            raise StepError(f"{exc.reason}; {_kept(raw, plan, progress.done)}", exc.code) from None
+        raise
+    if jobs:
+        log.info(
+            "fetched %d day(s) with %d request(s) in %.1f s, at most %d in flight",
+            progress.days_fetched,
+            fetcher.requests,
+            time.monotonic() - progress.started,
+            fetcher.most_in_flight,
+        )
+
+    listed = tuple(chunks[span] for span in sorted(chunks))  # date order, not arrival order
+    for stray in store.strays(raw, {c.file for c in listed}):
         log.info("removing %s (not part of this run's range)", stray.name)
         stray.unlink(missing_ok=True)
 
-    manifest = _manifest(request, chunks)
-    _write(manifest_path, store.manifest_bytes(manifest))
-    total = manifest["totals"]["entries"]
-    fetched = len(plan) - sum(data is not None for data in present.values())
+    fetched_manifest = Manifest(
+        run_id=request.run_id,
+        start=request.start,
+        end=request.end,
+        api_url=request.api_url,
+        chunk_days=request.chunk_days,
+        chunks=listed,
+    )
+    _write(manifest_path, fetched_manifest.to_bytes())
+    total = fetched_manifest.entries
+    fetched = len({job.chunk for job in jobs})
     summary = {
         "run_id": request.run_id,
         "start": request.start.isoformat(),
@@ -107,7 +178,7 @@ def run(request: Request, client: ApodClient) -> dict:
         "chunks": len(plan),
         "chunks_fetched": fetched,
         "chunks_reused": len(plan) - fetched,
-        "requests": client.requests,
+        "requests": fetcher.requests,
         "entries": total,
     }
     if total == 0:
@@ -118,52 +189,43 @@ def run(request: Request, client: ApodClient) -> dict:
     return summary
 
 
-def _manifest(request: Request, chunks: list[dict]) -> dict:
-    return {
-        "run_id": request.run_id,
-        "range": {
-            "start": request.start.isoformat(),
-            "end": request.end.isoformat(),
-            "days": (request.end - request.start).days + 1,
-        },
-        "api_url": request.api_url,
-        "chunk_days": request.chunk_days,
-        "chunks": chunks,
-        "totals": {
-            "chunks": len(chunks),
-            "entries": sum(c["entries"] for c in chunks),
-            "bytes": sum(c["bytes"] for c in chunks),
-        },
-    }
+def _chunk(span: Span, data: bytes, fetched_at: str) -> Chunk:
+    return Chunk(
+        file=store.chunk_name(*span),
+        start=span[0],
+        end=span[1],
+        entries=entry_count(data),
+        bytes=len(data),
+        sha256=files.sha256(data),
+        fetched_at=fetched_at,
+    )
 
 
 def _write(path: Path, data: bytes, mtime: dt.datetime | None = None) -> None:
     try:
-        store.atomic_write(path, data, mtime)
+        files.atomic_write(path, data, mtime)
     except OSError as exc:
         raise StepError(
             f"cannot write {path}: {exc.strerror}", exit_codes.UPSTREAM_UNAVAILABLE
         ) from None
 
 
-def _fetch(client: ApodClient, span: dates.Span, raw: Path, plan: list, to_fetch: list):
-    try:
-        return client.fetch(*span)
-    except StepError as exc:
-        if exc.code == exit_codes.UPSTREAM_UNAVAILABLE:
-            raise StepError(f"{exc.reason}; {_kept(raw, plan, to_fetch)}", exc.code) from None
-        raise
-
-
-def _kept(raw: Path, plan: list, to_fetch: list) -> str:
-    done = len(plan) - len(to_fetch)
+def _kept(raw: Path, plan: list, done: int) -> str:
     return (
         f"{done} of {len(plan)} chunk(s) are kept in {raw}; rerun with the same run id "
         "to fetch only the rest"
     )
 
 
-def _earlier_fetch_time(earlier: dict | None, data: bytes) -> str | None:
-    if earlier and earlier.get("sha256") == store.sha256(data):
-        return earlier.get("fetched_at")
+def _earlier_chunks(path: Path) -> tuple[Chunk, ...]:
+    """The chunks an earlier attempt's manifest lists; none when it is missing or broken."""
+    try:
+        return manifest.read(path).chunks
+    except (FileNotFoundError, StepError):
+        return ()
+
+
+def _earlier_fetch_time(earlier: Chunk | None, data: bytes) -> str | None:
+    if earlier and earlier.sha256 == files.sha256(data):
+        return earlier.fetched_at
     return None

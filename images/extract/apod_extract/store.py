@@ -1,56 +1,23 @@
-"""Files under raw/<batch>/: chunk payloads written atomically, and the manifest."""
+"""Chunk files under raw/<batch>/: their names, what an earlier attempt left, strays."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import hashlib
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
+from apod_common import files
 from apod_extract.client import entry_count
 
 CHUNK_FILE = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}\.json$")
-TEMP_SUFFIX = ".tmp"
 
 
 def chunk_name(start: dt.date, end: dt.date) -> str:
     return f"{start.isoformat()}_{end.isoformat()}.json"
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def utc_text(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def atomic_write(path: Path, data: bytes, mtime: dt.datetime | None = None) -> None:
-    """Readers see the old file or the complete new one, never a partial write."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o664)  # mkstemp's 0600 would hide the file from the other steps' group
-        if mtime is not None:
-            stamp = mtime.timestamp()
-            os.utime(temp, (stamp, stamp))
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def valid_chunk(path: Path) -> bytes | None:
@@ -62,29 +29,30 @@ def valid_chunk(path: Path) -> bytes | None:
     return data if entry_count(data) is not None else None
 
 
+def kept_chunks(directory: Path) -> dict[tuple[dt.date, dt.date], bytes]:
+    """Every valid chunk file an earlier attempt left, by the day range its name gives."""
+    kept = {}
+    for path in sorted(directory.iterdir()):
+        if not CHUNK_FILE.match(path.name):
+            continue
+        first, _, last = path.stem.partition("_")
+        try:
+            span = (dt.date.fromisoformat(first), dt.date.fromisoformat(last))
+        except ValueError:  # 2024-02-30 and the like: not a file this step wrote
+            continue
+        data = valid_chunk(path)
+        if data is not None and span[0] <= span[1]:
+            kept[span] = data
+    return kept
+
+
 def modified_at(path: Path) -> dt.datetime:
-    # Chunk files carry their fetch time as mtime (atomic_write), so a resumed run
-    # without the earlier manifest still reports when the bytes were fetched.
+    # Chunk files carry their fetch time as mtime (written so), so a resumed run without
+    # the earlier manifest still reports when the bytes were fetched.
     return dt.datetime.fromtimestamp(int(path.stat().st_mtime), dt.UTC)
-
-
-def read_manifest(path: Path) -> dict:
-    try:
-        manifest = json.loads(path.read_bytes())
-    except (FileNotFoundError, ValueError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
-
-
-def manifest_bytes(manifest: dict) -> bytes:
-    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
 def strays(directory: Path, keep: set[str]) -> list[Path]:
     """Chunk files of another range under the same run id, and dead temp files."""
-    return sorted(
-        p
-        for p in directory.iterdir()
-        if (CHUNK_FILE.match(p.name) and p.name not in keep)
-        or (p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX))
-    )
+    others = [p for p in directory.iterdir() if CHUNK_FILE.match(p.name) and p.name not in keep]
+    return sorted([*others, *files.temp_files(directory)])

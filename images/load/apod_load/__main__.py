@@ -1,4 +1,3 @@
-from apod_common import cli
-from apod_load.main import main
+from apod_load.main import cli
 
-raise SystemExit(cli.run("load", main))
+cli()

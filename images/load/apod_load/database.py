@@ -7,9 +7,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from apod_common import exit_codes, settings
+import psycopg
+from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict
+
+from apod_common import exit_codes, redaction, settings
 from apod_common.errors import StepError
-from apod_load.redact import redact
 
 log = logging.getLogger("load")
 
@@ -39,7 +42,6 @@ class Target:
     port: str
     dbname: str
     user: str
-    secrets: tuple[str, ...]
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}/{self.dbname}"
@@ -47,19 +49,18 @@ class Target:
 
 def target_from_env() -> Target:
     """APOD_DATABASE_URL (or _FILE), else libpq's own PGHOST/PGPORT/PGUSER/... variables."""
-    from psycopg import ProgrammingError
-    from psycopg.conninfo import conninfo_to_dict
-
     conninfo = settings.secret("APOD_DATABASE_URL") or ""
     params: dict = {}
     if conninfo:
         try:
             params = conninfo_to_dict(conninfo)
-        except ProgrammingError:
+        except psycopg.ProgrammingError:
             # libpq's message may quote the string it could not parse: do not repeat it.
             raise StepError(
                 "APOD_DATABASE_URL is not a valid PostgreSQL connection URL", exit_codes.USAGE
             ) from None
+    # The password as libpq decoded it ("%40" is "@") may show up in a message on its own.
+    redaction.remember(params.get("password"))
     env = os.environ.get
     host = str(params.get("host") or env("PGHOST") or "localhost").split(",")[0]
     user = str(params.get("user") or env("PGUSER") or _os_user())
@@ -69,7 +70,6 @@ def target_from_env() -> Target:
         port=str(params.get("port") or env("PGPORT") or "5432").split(",")[0],
         dbname=str(params.get("dbname") or env("PGDATABASE") or user),
         user=user,
-        secrets=tuple(s for s in (params.get("password"), env("PGPASSWORD"), conninfo) if s),
     )
 
 
@@ -82,8 +82,6 @@ def _os_user() -> str:
 
 def connect(target: Target):
     """An autocommit connection (transactions are explicit), or exit 4/5 with the reason."""
-    import psycopg
-
     log.info("connecting to Postgres at %s as %s", target, target.user)
     try:
         return psycopg.connect(
@@ -94,7 +92,7 @@ def connect(target: Target):
             application_name=APPLICATION_NAME,
         )
     except psycopg.OperationalError as exc:
-        cause = _cause(exc, target)
+        cause = _cause(exc)
         if any(marker in cause.lower() for marker in _REFUSALS):
             raise StepError(
                 f"Postgres at {target} refused user {target.user}: {cause}",
@@ -108,8 +106,6 @@ def connect(target: Target):
 @contextlib.contextmanager
 def session(target: Target, doing: str) -> Iterator:
     """A connection for the block; database errors in it become classified StepErrors."""
-    import psycopg
-
     conn = connect(target)
     try:
         yield conn
@@ -119,20 +115,19 @@ def session(target: Target, doing: str) -> Iterator:
         conn.close()
 
 
-def _cause(exc: Exception, target: Target) -> str:
+def _cause(exc: Exception) -> str:
     """libpq's reason in one line, e.g. 'Connection refused' or 'timeout expired'."""
     # 'connection to server at "h" (1.2.3.4), port 5432 failed: Connection refused\n\tIs
     # the server running...': the first line's reason is the news, the rest is advice.
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     text = text.rsplit(" failed: ", 1)[-1]
     text = " ".join(text.replace("FATAL:", "").split())
-    return redact(text, target.secrets)[:_MAX_CAUSE]
+    # Redacted before it is cut: a cut could leave half a secret that no rule recognises.
+    return redaction.redact(text)[:_MAX_CAUSE]
 
 
 def step_error(exc: Exception, target: Target, doing: str) -> StepError:
     """Classify an error raised while working in the database."""
-    from psycopg import errors
-
     diag = getattr(exc, "diag", None)
     message = (diag.message_primary if diag else None) or str(exc)
     context = (diag.context if diag else None) or ""
@@ -144,7 +139,7 @@ def step_error(exc: Exception, target: Target, doing: str) -> StepError:
     elif context:
         # COPY's context names the line and column ("COPY stage, line 7, column date: ...").
         message = f"{message} ({context.splitlines()[0][:_MAX_CAUSE]})"
-    message = redact(" ".join(message.split()), target.secrets)[: 2 * _MAX_CAUSE]
+    message = redaction.redact(" ".join(message.split()))[: 2 * _MAX_CAUSE]
     if isinstance(exc, errors.DataError | errors.IntegrityError):
         return StepError(
             f"Postgres rejected the batch while {doing}: {message}", exit_codes.BAD_INPUT

@@ -6,9 +6,12 @@ Every statement is idempotent and the whole run is one transaction.
 
 import logging
 
+from psycopg import errors, sql
+
 from apod_common import exit_codes
 from apod_common.errors import StepError
-from apod_load.tables import TableName, ensure_table
+from apod_load.names import TableName
+from apod_load.tables import ensure_table, identifier
 from apod_load.upsert import lock_key
 
 log = logging.getLogger("load")
@@ -19,8 +22,6 @@ _DANGEROUS = ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplication", "rol
 
 
 def init_db(conn, table: TableName, role: str, password: str | None) -> dict:
-    from psycopg import sql
-
     conn.add_notice_handler(lambda notice: log.info("postgres: %s", notice.message_primary))
     with conn.transaction():
         # Same lock as the loads: init-db never changes rights under a running load.
@@ -52,7 +53,7 @@ def init_db(conn, table: TableName, role: str, password: str | None) -> dict:
         for template in statements:
             conn.execute(
                 sql.SQL(template).format(
-                    table=table.identifier(), loader=loader, db=db, schema=schema
+                    table=identifier(table), loader=loader, db=db, schema=schema
                 )
             )
     log.info("role %s may now load into %s (SELECT, INSERT, UPDATE; TEMP)", role, table)
@@ -72,8 +73,6 @@ def init_db(conn, table: TableName, role: str, password: str | None) -> dict:
 
 def _ensure_role(conn, role: str, password: str | None) -> tuple[bool, bool]:
     """Create the login role if missing; set its password when one is given."""
-    from psycopg import errors, sql
-
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in (*_DANGEROUS, "rolcanlogin"))
     row = conn.execute(
         sql.SQL("SELECT {} FROM pg_roles WHERE rolname = %s").format(columns), [role]

@@ -1,16 +1,13 @@
-"""CLI wiring: arguments and environment in, one summary dict out."""
+"""CLI wiring: arguments and environment in, one summary dict out.
+
+The CLI boundary: the commands (and psycopg, pandas with them) are imported only once the
+arguments are good, so that `--help` and usage errors stay fast.
+"""
 
 import argparse
-import contextlib
-import logging
-import os
-import traceback
-from pathlib import Path
 
-from apod_common import exit_codes, layout, logs, settings
-from apod_common.errors import StepError
-from apod_load import redact
-from apod_load.tables import DEFAULT_TABLE, parse_role, parse_table
+from apod_common import cli as runner
+from apod_load.names import DEFAULT_LOADER_ROLE, DEFAULT_TABLE, parse_role, parse_table
 
 DESCRIPTION = """\
 Load a staged APOD batch (/data/staging/<run>/apod.csv, written by transform) into its
@@ -35,12 +32,7 @@ credentials, no permission), 5 Postgres unreachable or lock timeout (retry), 1 u
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="apod-load",
-        description=DESCRIPTION,
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = runner.parser("load", DESCRIPTION, EXIT_CODES)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def batch_arguments(sub: argparse.ArgumentParser) -> None:
@@ -99,8 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--loader-role",
         type=parse_role,
-        default="apod_loader",
-        help="the login role to create and grant (apod_loader)",
+        default=DEFAULT_LOADER_ROLE,
+        help=f"the login role to create and grant ({DEFAULT_LOADER_ROLE})",
     )
     init.add_argument(
         "--table",
@@ -113,77 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    log = logs.setup("load")
-    command = {"postgres": load_postgres, "csv": load_csv, "init-db": init_db}[args.command]
-    try:
-        return command(args, log)
-    except StepError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - the reason must not carry a secret out
-        secrets = _known_secrets()
-        log.debug("%s", redact.redact(traceback.format_exc(), secrets))
-        reason = redact.redact(f"{type(exc).__name__}: {exc}", secrets)
-        raise StepError(f"unexpected error: {reason}", exit_codes.FAILURE) from None
+
+    from apod_load.commands import COMMANDS
+
+    return COMMANDS[args.command](args)
 
 
-def load_postgres(args: argparse.Namespace, log: logging.Logger) -> dict:
-    from apod_load import database, staged, upsert
-
-    target = database.target_from_env()
-    redact.install(target.secrets)
-    run_id = settings.run_id(args.run_id)
-    batch = staged.locate(settings.data_dir(args.data_dir), run_id)
-    log.info("loading %s into %s", batch.path, args.table)
-    with database.session(target, f"loading into {args.table}") as conn:
-        result = upsert.load(conn, batch, args.table, run_id, args.lock_timeout)
-    log.info(
-        "%s: %d rows: %d inserted, %d updated, %d unchanged; table holds %d",
-        args.table,
-        result.rows,
-        result.inserted,
-        result.updated,
-        result.unchanged,
-        result.table_rows,
-    )
-    return {
-        "run_id": run_id,
-        "table": str(args.table),
-        "database": str(target),
-        "rows": result.rows,
-        "inserted": result.inserted,
-        "updated": result.updated,
-        "unchanged": result.unchanged,
-        "table_rows": result.table_rows,
-        "table_created": result.table_created,
-    }
-
-
-def load_csv(args: argparse.Namespace, log: logging.Logger) -> dict:
-    from apod_load import dataset, staged
-
-    run_id = settings.run_id(args.run_id)
-    data_dir = settings.data_dir(args.data_dir)
-    batch = staged.locate(data_dir, run_id)
-    output = Path(args.output) if args.output else layout.dataset_csv(data_dir)
-    log.info("merging %s into %s", batch.path, output)
-    summary = dataset.load_csv(batch, output, args.lock_timeout)
-    return {"run_id": run_id, **summary}
-
-
-def init_db(args: argparse.Namespace, log: logging.Logger) -> dict:
-    from apod_load import database, grants
-
-    target = database.target_from_env()
-    password = settings.secret("APOD_LOADER_PASSWORD")
-    redact.install((*target.secrets, password))
-    with database.session(target, "initialising the database") as conn:
-        summary = grants.init_db(conn, args.table, args.loader_role, password)
-    return {"database": str(target), **summary}
-
-
-def _known_secrets() -> tuple[str, ...]:
-    values = [os.environ.get("PGPASSWORD")]
-    for name in ("APOD_DATABASE_URL", "APOD_LOADER_PASSWORD"):
-        with contextlib.suppress(StepError):
-            values.append(settings.secret(name))
-    return tuple(v for v in values if v)
+def cli() -> None:
+    raise SystemExit(runner.run("load", main))

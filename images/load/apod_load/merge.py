@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+import pandas as pd
+
 from apod_common.schema import CONTENT_COLUMNS
 
 KEY = "date"
@@ -10,25 +12,21 @@ _VALUES = [c for c in CONTENT_COLUMNS if c != KEY]
 
 @dataclass(frozen=True)
 class Merged:
-    frame: object  # pandas.DataFrame, CONTENT_COLUMNS, one row per date, sorted by date
+    frame: pd.DataFrame  # CONTENT_COLUMNS, one row per date, sorted by date
     added: int
     updated: int
     unchanged: int
 
 
-def empty_dataset():
-    import pandas as pd
-
+def empty_dataset() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series([], dtype=str) for c in CONTENT_COLUMNS})
 
 
-def merge(existing, batch) -> Merged:
+def merge(existing: pd.DataFrame | None, batch: pd.DataFrame) -> Merged:
     """The dataset with the batch applied: one row per date, the batch wins, sorted.
 
     Within the batch the last row of a date wins, as in the Postgres load.
     """
-    import pandas as pd
-
     columns = list(CONTENT_COLUMNS)
     if existing is None:
         existing = empty_dataset()

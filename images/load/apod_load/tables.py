@@ -1,20 +1,19 @@
-"""The target table: its name, its definition, and making sure it exists."""
+"""The target table: its definition, its columns, and making sure it exists.
 
-import argparse
+Its constraints state the rules the stores enforce (apod_common.rules, `stored=True`):
+a date that is a real day, a title, a media type of schema.MEDIA_TYPES.
+"""
+
 import logging
-import re
-from dataclasses import dataclass
+
+from psycopg import errors, sql
 
 from apod_common import exit_codes
 from apod_common.errors import StepError
 from apod_common.schema import CONTENT_COLUMNS, MEDIA_TYPES, PROVENANCE_COLUMNS
+from apod_load.names import TableName
 
 log = logging.getLogger("load")
-
-DEFAULT_TABLE = "apod.apod_entries"
-# Lower-case unquoted identifiers only: the name then means the same thing in SQL, in
-# to_regclass() and in a human's psql session, and never needs quoting rules.
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # Columns the load writes, in table order; loaded_at is the table's own.
 LOADED_COLUMNS = CONTENT_COLUMNS + PROVENANCE_COLUMNS
@@ -22,40 +21,11 @@ LOADED_COLUMNS = CONTENT_COLUMNS + PROVENANCE_COLUMNS
 COMPARED_COLUMNS = tuple(c for c in CONTENT_COLUMNS if c != "date")
 
 
-@dataclass(frozen=True)
-class TableName:
-    schema: str
-    name: str
-
-    def __str__(self) -> str:
-        return f"{self.schema}.{self.name}"
-
-    def identifier(self):
-        from psycopg import sql
-
-        return sql.Identifier(self.schema, self.name)
+def identifier(table: TableName) -> sql.Identifier:
+    return sql.Identifier(table.schema, table.name)
 
 
-def parse_table(text: str) -> TableName:
-    """argparse type for --table: `schema.table`, both plain lower-case identifiers."""
-    schema, dot, name = text.partition(".")
-    if not dot or not _IDENTIFIER.match(schema) or not _IDENTIFIER.match(name):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not schema.table with lower-case identifiers (e.g. {DEFAULT_TABLE})"
-        )
-    return TableName(schema, name)
-
-
-def parse_role(text: str) -> str:
-    """argparse type for --loader-role: a plain lower-case identifier."""
-    if not _IDENTIFIER.match(text) or text.startswith("pg_"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a plain lower-case role name")
-    return text
-
-
-def create_table_sql(table: TableName):
-    from psycopg import sql
-
+def create_table_sql(table: TableName) -> sql.Composed:
     media_types = sql.SQL(", ").join(sql.Literal(m) for m in MEDIA_TYPES)
     return sql.SQL(
         """
@@ -74,7 +44,7 @@ def create_table_sql(table: TableName):
             loaded_at       timestamptz NOT NULL DEFAULT now()
         )
         """
-    ).format(table=table.identifier(), media_types=media_types)
+    ).format(table=identifier(table), media_types=media_types)
 
 
 def table_exists(conn, table: TableName) -> bool:
@@ -87,8 +57,6 @@ def ensure_table(conn, table: TableName) -> bool:
     Looks first and creates only when needed, so a role without CREATE rights (the
     loader) can load into a table that already exists.
     """
-    from psycopg import errors, sql
-
     if table_exists(conn, table):
         return False
     log.info("table %s does not exist: creating it", table)
@@ -104,7 +72,7 @@ def ensure_table(conn, table: TableName) -> bool:
             conn.execute(create_table_sql(table))
             conn.execute(
                 sql.SQL("COMMENT ON TABLE {} IS {}").format(
-                    table.identifier(),
+                    identifier(table),
                     sql.Literal("APOD entries, one per date; written by apod-load postgres"),
                 )
             )

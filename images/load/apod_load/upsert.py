@@ -5,9 +5,12 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
+from psycopg import sql
+
 from apod_common.errors import NothingToDo
-from apod_load.staged import StagedBatch
-from apod_load.tables import COMPARED_COLUMNS, LOADED_COLUMNS, TableName, ensure_table
+from apod_common.staging import StagedBatch
+from apod_load.names import TableName
+from apod_load.tables import COMPARED_COLUMNS, LOADED_COLUMNS, ensure_table, identifier
 
 log = logging.getLogger("load")
 
@@ -31,9 +34,7 @@ def lock_key(table: TableName) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _stage_sql():
-    from psycopg import sql
-
+def _stage_sql() -> sql.Composed:
     # Text columns: COPY only splits the CSV; casts and constraints apply in the INSERT,
     # where the target table's rules (and nothing looser) decide what is valid.
     columns = sql.SQL(", ").join(
@@ -45,20 +46,16 @@ def _stage_sql():
     ).format(stage=sql.Identifier(STAGE_TABLE), columns=columns)
 
 
-def _copy_sql(columns: tuple[str, ...]):
-    from psycopg import sql
-
+def _copy_sql(columns: tuple[str, ...]) -> sql.Composed:
     return sql.SQL("COPY {stage} ({columns}) FROM STDIN (FORMAT csv, HEADER true)").format(
         stage=sql.Identifier(STAGE_TABLE),
         columns=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
     )
 
 
-def upsert_sql(table: TableName):
+def upsert_sql(table: TableName) -> sql.Composed:
     """One statement: dedupe the stage (last row per date wins, as in the CSV), upsert,
     count. Unchanged rows are not touched at all, so loaded_at/run_id stay as they were."""
-    from psycopg import sql
-
     ident = sql.Identifier
     loaded = sql.SQL(", ").join(ident(c) for c in LOADED_COLUMNS)
     casts = {
@@ -98,7 +95,7 @@ def upsert_sql(table: TableName):
     ).format(
         select=select,
         stage=ident(STAGE_TABLE),
-        table=table.identifier(),
+        table=identifier(table),
         loaded=loaded,
         assignments=assignments,
         current=current,
@@ -110,8 +107,6 @@ def load(
     conn, batch: StagedBatch, table: TableName, run_id: str, lock_timeout: float
 ) -> LoadResult:
     """Run the whole load in one transaction on `conn` (an autocommit connection)."""
-    from psycopg import sql
-
     with conn.transaction():
         conn.execute("SELECT set_config('TimeZone', 'UTC', true)")
         # Bounded wait for a concurrent load of the same table; LockNotAvailable -> exit 5.
@@ -133,7 +128,7 @@ def load(
         if rows != copied:
             log.warning("%d staged rows repeat a date; the last of each wins", copied - rows)
         table_rows = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(table.identifier())
+            sql.SQL("SELECT count(*) FROM {}").format(identifier(table))
         ).fetchone()[0]
     return LoadResult(
         rows=rows,

@@ -3,5 +3,3 @@
 It serves archive fixtures through the same gateway and service behaviour as the real
 API (keys, rate-limit headers, error bodies, missing days) and lets tests inject faults.
 """
-
-__version__ = "0.1.0"

@@ -49,6 +49,13 @@ def _probability(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be a number of seconds >= 0")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="apod_testserver",
@@ -93,7 +100,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="P",
         help="probability that an APOD request gets a 500 (default %(default)s)",
     )
-    parser.add_argument("--seed", type=int, help="seed for --fail-rate and count=N picks")
+    latency = parser.add_argument_group(
+        "latency model",
+        "The real service scrapes one apod.nasa.gov page per day it answers, and its "
+        "gateway cuts answers that take too long with a 504 page. Off by default.",
+    )
+    latency.add_argument(
+        "--day-cost",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="time per day answered: a range of D days takes D times this, a single date "
+        "once (default %(default)s)",
+    )
+    latency.add_argument(
+        "--gateway-timeout",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="an answer that would take longer gets 504 with an HTML page after this long; "
+        "0: no time-out (default %(default)s)",
+    )
+    latency.add_argument(
+        "--hang-rate",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="probability that the service never answers a request: the gateway time-out "
+        "cuts it, or without one it waits until the client gives up (default %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, help="seed for --fail-rate, --hang-rate and count=N picks"
+    )
     parser.add_argument("--quiet", action="store_true", help="do not log requests")
     return parser.parse_args(argv)
 
@@ -109,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         rate_window=args.rate_window,
         fail_rate=args.fail_rate,
         seed=args.seed,
+        day_cost=args.day_cost,
+        gateway_timeout=args.gateway_timeout or None,
+        hang_rate=args.hang_rate,
         invalid_keys=key_list("APOD_TESTSERVER_INVALID_KEYS") or frozenset(),
         valid_keys=key_list("APOD_TESTSERVER_VALID_KEYS"),
         log=None if args.quiet else sys.stderr,
@@ -133,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
         f"apod_testserver: {len(server.archive)} entries from {config.fixtures}",
         file=sys.stderr,
     )
+    if config.day_cost or config.gateway_timeout or config.hang_rate:
+        print(
+            f"apod_testserver: latency model: {config.day_cost:g} s per day answered, "
+            f"gateway time-out {config.gateway_timeout or 0:g} s (0: none), "
+            f"hang rate {config.hang_rate:g}",
+            file=sys.stderr,
+        )
     print(f"listening on {server.base_url}", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
@@ -140,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
+        print(f"apod_testserver: served {server.stats.summary()}", file=sys.stderr, flush=True)
     return 0
 
 

@@ -5,7 +5,10 @@ A fault is a JSON object; combine keys freely:
   {"status": 502, "html": true}    ... with an HTML page, as a proxy in trouble sends
   {"status": 429, "retry_after": 2}  OVER_RATE_LIMIT, with a Retry-After header
   {"body": "...", "content_type": "text/plain"}  this exact body
-  {"delay": 3.0}                   wait before answering (then answer normally)
+  {"delay": 3.0}                   wait before answering (then answer normally; the
+                                   gateway time-out, when set, cuts it like a slow answer)
+  {"hang": true}                   the service never answers: a 504 at the gateway
+                                   time-out, or an open connection until the client leaves
   {"truncate": true}               the normal 200 answer cut in half (Content-Length agrees)
   {"html_200": true}               200 with an HTML page instead of JSON
   {"disconnect": true}             close the connection without an answer
@@ -34,6 +37,7 @@ class Fault:
     truncate: bool = False
     html_200: bool = False
     disconnect: bool = False
+    hang: bool = False
 
     @classmethod
     def parse(cls, spec: object) -> Fault:

@@ -8,6 +8,8 @@ import http
 import json
 import random
 import re
+import select
+import socket
 import sys
 import threading
 import time
@@ -22,12 +24,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from apod_testserver.archive import Archive
 from apod_testserver.faults import Fault, FaultError, FaultQueue
 from apod_testserver.gateway import KeyPolicy, RateLimiter, gateway_error
+from apod_testserver.latency import LatencyModel
 from apod_testserver.service import INTERNAL_ERROR, Answer, ApodService, service_error
 
 APOD_PATH = "/planetary/apod"
 CONTROL_PREFIX = "/_control/"
 MAX_CONTROL_BODY = 10 * 1024 * 1024
 RECENT_REQUESTS = 1000
+# nginx's status for a request whose client hung up before the answer; nothing is sent.
+CLIENT_CLOSED = 499
+# How often a waiting request checks whether its client is still there.
+WAIT_STEP = 0.1
 _API_KEY_IN_TEXT = re.compile(r"(api_key=)[^&\s\"']*", re.IGNORECASE)
 
 
@@ -46,6 +53,9 @@ class Config:
     rate_window: float = 3600.0
     fail_rate: float = 0.0
     seed: int | None = None
+    day_cost: float = 0.0  # seconds the service spends per day answered
+    gateway_timeout: float | None = None  # seconds; a longer answer becomes a 504 page
+    hang_rate: float = 0.0  # probability that the service never answers a request
     invalid_keys: frozenset[str] = frozenset()
     valid_keys: frozenset[str] | None = None
     log: TextIO | None = field(default_factory=lambda: sys.stderr)
@@ -62,6 +72,26 @@ class Stats:
             self.apod_requests = 0
             self.by_status: Counter[str] = Counter()
             self.recent: deque[dict] = deque(maxlen=RECENT_REQUESTS)
+            self.in_flight = 0
+            self.max_in_flight = 0
+            self.origin = time.monotonic()
+
+    def elapsed(self) -> float:
+        """Seconds since the start or the last reset, for pacing checks on `recent`."""
+        return round(time.monotonic() - self.origin, 3)
+
+    def enter(self) -> int | None:
+        """Count an APOD request as started; the new high when it sets one."""
+        with self._lock:
+            self.in_flight += 1
+            if self.in_flight > self.max_in_flight:
+                self.max_in_flight = self.in_flight
+                return self.in_flight
+            return None
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def record(self, apod: bool, status: int | None, record: dict) -> None:
         with self._lock:
@@ -77,8 +107,14 @@ class Stats:
                 "requests": self.requests,
                 "apod_requests": self.apod_requests,
                 "by_status": dict(sorted(self.by_status.items())),
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
                 "recent": list(self.recent),
             }
+
+    def summary(self) -> str:
+        with self._lock:
+            return f"{self.apod_requests} APOD request(s), at most {self.max_in_flight} in flight"
 
 
 class ApodTestServer(ThreadingHTTPServer):
@@ -92,9 +128,19 @@ class ApodTestServer(ThreadingHTTPServer):
         self.keys = KeyPolicy.from_lists(config.invalid_keys, config.valid_keys)
         self.limiter = RateLimiter(config.rate_limit, config.rate_window)
         self.faults = FaultQueue(config.fail_rate, rng)
+        # Its own generator, so turning hangs on does not change which requests --fail-rate hits.
+        hangs = random.Random(config.seed)  # noqa: S311 - reproducible hangs, not secrets
+        self.latency = LatencyModel(
+            config.day_cost, config.gateway_timeout, config.hang_rate, hangs
+        )
         self.stats = Stats()
+        self.stopping = threading.Event()  # ends the waits of slow and hanging answers
         self._log_lock = threading.Lock()
         super().__init__((config.host, config.port), Handler)
+
+    def server_close(self) -> None:
+        self.stopping.set()
+        super().server_close()
 
     @property
     def base_url(self) -> str:
@@ -184,6 +230,7 @@ class Handler(BaseHTTPRequestHandler):
             "method": method,
             "path": redact(self.path),
             "accept": self.headers.get("Accept"),
+            "at": self.server.stats.elapsed(),
         }
         try:
             if url.path.startswith(CONTROL_PREFIX):
@@ -194,7 +241,7 @@ class Handler(BaseHTTPRequestHandler):
                 record["params"] = {
                     k: (["***"] if k == "api_key" else v) for k, v in params.items()
                 }
-                self._apod(params)
+                self._counted(params)
             elif is_apod:
                 self._send_json(405, service_error(405, "Method Not Allowed").payload)
             else:
@@ -216,6 +263,42 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     # --- the API ----------------------------------------------------------------------
+
+    def _counted(self, params: dict[str, list[str]]) -> None:
+        stats = self.server.stats
+        high = stats.enter()
+        if high is not None:
+            self.server.log(f"APOD requests in flight: {high}, the most so far")
+        try:
+            self._apod(params)
+        finally:
+            stats.leave()
+
+    def _client_waits(self, seconds: float) -> bool:
+        """Hold the answer `seconds`; False when the client hung up or the server stops.
+
+        A gateway stops working for a client that left (nginx logs 499), so an abandoned
+        slow answer leaves the in-flight count when its client gives up, not minutes later.
+        """
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.server.stopping.is_set():
+                return False
+            readable, _, _ = select.select([self.connection], [], [], min(left, WAIT_STEP))
+            if readable:
+                try:
+                    if not self.connection.recv(1, socket.MSG_PEEK):
+                        return False
+                except OSError:
+                    return False
+                # Bytes of a next request are no news about this one; just wait.
+                time.sleep(min(left, WAIT_STEP))
+        return True
+
+    def _client_left(self) -> None:
+        self._status = CLIENT_CLOSED
+        self.close_connection = True
+        self.log_message('"%s" %d - (the client left before the answer)', self.requestline, 499)
 
     def _gateway_refusal(self, status: int, code: str, headers: dict[str, str]) -> None:
         if self._wants_html():
@@ -243,19 +326,33 @@ class Handler(BaseHTTPRequestHandler):
             self._gateway_refusal(429, "OVER_RATE_LIMIT", headers)
             return
         fault = server.faults.next()
-        if fault and fault.delay:
-            time.sleep(fault.delay)
-        if fault and fault.disconnect:
-            self.close_connection = True
-            return
-        if fault and fault.replaces_answer:
-            self._fault_answer(fault, headers)
+        if fault and (fault.disconnect or fault.replaces_answer):
+            if fault.delay and not self._client_waits(fault.delay):
+                self._client_left()
+            elif fault.disconnect:
+                self.close_connection = True
+            else:
+                self._fault_answer(fault, headers)
             return
         answer = server.service.answer(params, server.today())
+        timing = server.latency.timing(
+            answer.days, extra=fault.delay if fault else 0.0, hang=bool(fault and fault.hang)
+        )
+        if not self._client_waits(timing.seconds):
+            self._client_left()
+            return
+        if timing.cut:
+            self._gateway_timeout(headers)
+            return
         body = _json_bytes(answer.payload)
         if fault and fault.truncate and answer.status == 200:
             body = body[: len(body) // 2]
         self._send(answer.status, body, "application/json", headers)
+
+    def _gateway_timeout(self, headers: dict[str, str]) -> None:
+        # The gateway's own page, whatever the client accepts: it never asked the service.
+        page = _html_page(504, "Gateway Time-out").encode()
+        self._send(504, page, "text/html; charset=utf-8", headers)
 
     def _fault_answer(self, fault: Fault, headers: dict[str, str]) -> None:
         status = fault.status or 200

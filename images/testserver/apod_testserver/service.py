@@ -24,6 +24,7 @@ CONCEPTS_OFF = "concept_tags functionality turned off in current service"
 class Answer:
     status: int
     payload: object
+    days: int = 0  # apod.nasa.gov pages the service scraped for it (the latency model's unit)
 
 
 class _BadRequest(Exception):
@@ -93,8 +94,9 @@ class ApodService:
                 today - dt.timedelta(days=1), thumbs
             )
         if entry is None:
-            return service_error(404, f"No data available for date: {day.isoformat()}")
-        return Answer(200, entry)
+            missing = service_error(404, f"No data available for date: {day.isoformat()}")
+            return Answer(missing.status, missing.payload, days=1)
+        return Answer(200, entry, days=1)
 
     def _random(self, text: str, today: dt.date, thumbs: bool) -> Answer:
         try:
@@ -105,7 +107,8 @@ class ApodService:
             raise _BadRequest("Count must be positive and cannot exceed 100")
         days = self.archive.days_until(today)
         picked = self.rng.sample(days, min(count, len(days)))
-        return Answer(200, [e for e in (self.archive.get(d, thumbs) for d in picked) if e])
+        entries = [e for e in (self.archive.get(d, thumbs) for d in picked) if e]
+        return Answer(200, entries, days=len(picked))
 
     def _range(self, start_text: str, end_text: str | None, today: dt.date, thumbs: bool) -> Answer:
         start = _parse_day(start_text, today)
@@ -119,4 +122,5 @@ class ApodService:
             if entry is not None:  # missing days are left out without a word
                 entries.append(entry)
             day += dt.timedelta(days=1)
-        return Answer(200, entries)
+        # Every day of the range is a page fetch, the missing ones included.
+        return Answer(200, entries, days=(end - start).days + 1)

@@ -1,4 +1,3 @@
-from apod_common import cli
-from apod_transform.main import main
+from apod_transform.main import cli
 
-raise SystemExit(cli.run("transform", main))
+cli()

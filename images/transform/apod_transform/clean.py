@@ -5,10 +5,8 @@ Missing values stay missing (NaN/None) through every function here.
 
 import pandas as pd
 
-# Python's csv writer (under pandas.to_csv) quotes a field only for the characters of
-# the line terminator, so with "\n" a bare "\r" would be written unquoted and split the
-# row for every reader (pandas, Postgres COPY). Old APOD explanations use lone "\r" as
-# line breaks, so free text gets "\n" instead: same meaning, safe in the CSV dialect.
+# Old APOD explanations use lone "\r" as line breaks. Free text gets "\n" instead, the
+# dialect's one line end: same meaning, and no reader has to know three kinds of line ends.
 _CARRIAGE_RETURN = r"\r\n?"
 
 # Whitespace inside a URL is never meaningful; percent-encode it instead of dropping it.

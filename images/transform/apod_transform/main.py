@@ -1,14 +1,15 @@
-"""CLI wiring: arguments and environment in, files written, summary dict out.
+"""CLI wiring: arguments and environment in, summary dict out.
 
-pandas is imported only once the arguments are good, so `--help` stays fast.
+The CLI boundary: the work (and pandas with it) is imported only once the arguments are
+good, so that `--help` and usage errors stay fast.
 """
 
 import argparse
-import logging
 import math
 import re
 
-from apod_common import exit_codes, layout, logs, settings
+from apod_common import cli as runner
+from apod_common import exit_codes, settings
 from apod_common.errors import StepError
 
 DEFAULT_MAX_REJECT_RATIO = 0.1
@@ -39,12 +40,11 @@ def ratio(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="apod-transform",
-        description="Validate and normalise the entries extract fetched for one run into a "
-        "staged CSV batch; set the bad ones aside with their reason.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = runner.parser(
+        "transform",
+        "Validate and normalise the entries extract fetched for one run into a staged CSV "
+        "batch; set the bad ones aside with their reason.",
+        EPILOG,
     )
     parser.add_argument("--run-id", help="the run whose raw files to read (env APOD_RUN_ID)")
     parser.add_argument("--data-dir", help="the shared data directory (env APOD_DATA_DIR)")
@@ -76,55 +76,16 @@ def _run_id(cli_value: str | None) -> str:
     return run_id
 
 
-def _percent(value: float) -> str:
-    return f"{value * 100:g}%"
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    log = logs.setup("transform")
     run_id = _run_id(args.run_id)
     data_dir = settings.data_dir(args.data_dir)
     max_ratio = _max_reject_ratio(args.max_reject_ratio)
 
-    from apod_transform import output, rawinput
-    from apod_transform.batch import transform
+    from apod_transform.stage import stage
 
-    raw = rawinput.read_batch(data_dir, run_id)
-    log.info("read %d entries listed by %s", len(raw.entries), raw.manifest)
-    result = transform(raw, run_id)
-    _log_counts(log, result.reason_counts, result.collapsed)
-
-    staged_path = layout.staged_batch(data_dir, run_id)
-    rejected_path = layout.rejected_rows(data_dir, run_id)
-    output.write_csv(rejected_path, result.rejected)
-    if result.reject_ratio > max_ratio:
-        if output.remove(staged_path):
-            log.info("removed the stale staged batch %s", staged_path)
-        raise StepError(
-            f"{len(result.rejected)} of {result.total} rows rejected "
-            f"(> {_percent(max_ratio)}); see {rejected_path}",
-            exit_codes.BAD_INPUT,
-        )
-    sha256 = output.write_csv(staged_path, result.staged)
-    dates = result.staged["date"]
-    log.info("staged %d rows in %s", len(dates), staged_path)
-    return {
-        "run_id": run_id,
-        "staged": str(staged_path),
-        "rejected_file": str(rejected_path),
-        "rows": len(dates),
-        "rejected": len(result.rejected),
-        "first_date": dates.iloc[0] if len(dates) else None,
-        "last_date": dates.iloc[-1] if len(dates) else None,
-        "sha256": sha256,
-    }
+    return stage(data_dir, run_id, max_ratio)
 
 
-def _log_counts(log: logging.Logger, counts: dict[str, int], collapsed: int) -> None:
-    for reason, count in counts.items():
-        log.warning("rejected %d: %s", count, reason)
-    if collapsed:
-        log.info("dropped %d identical duplicate entries", collapsed)
-    if not counts:
-        log.info("rejected none")
+def cli() -> None:
+    raise SystemExit(runner.run("transform", main))

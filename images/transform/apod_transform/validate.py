@@ -1,19 +1,16 @@
 """Turn raw entries into normalised columns and give every bad row its reason, vectorised."""
 
+from functools import partial
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from apod_common.schema import CONTENT_COLUMNS, FIRST_APOD_DATE, MEDIA_TYPES
+from apod_common import rules
+from apod_common.schema import CONTENT_COLUMNS
 from apod_transform import clean
 from apod_transform.reasons import Reasons, json_type_name, show
 
-FIRST_DATE = FIRST_APOD_DATE.isoformat()
-NEEDS_URL = ("image", "video")
 URL_COLUMNS = ("url", "hdurl", "thumbnail_url")
-_DATE_SHAPE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-_DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
 def raw_frame(entries: list[Any], reasons: Reasons) -> pd.DataFrame:
@@ -81,39 +78,20 @@ def normalise(text: pd.DataFrame) -> pd.DataFrame:
     return out[list(CONTENT_COLUMNS)]
 
 
-def _real_calendar_date(dates: pd.Series) -> pd.Series:
-    """For YYYY-MM-DD strings: does the day exist? (Vectorised; no clock, no pandas Timestamp
-    bounds, so the answer is the same on every pandas version.)"""
-    year = dates.str.slice(0, 4).astype(int).to_numpy()
-    month = dates.str.slice(5, 7).astype(int).to_numpy()
-    day = dates.str.slice(8, 10).astype(int).to_numpy()
-    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
-    month_ok = (month >= 1) & (month <= 12)
-    last_day = _DAYS_IN_MONTH[np.where(month_ok, month, 0)] + (leap & (month == 2))
-    return pd.Series((year >= 1) & month_ok & (day >= 1) & (day <= last_day), index=dates.index)
+# Reject reasons that quote the offending value; every other rule's reason is its kind.
+_WORDING = {
+    "invalid date": lambda text, rows, idx: "invalid date '" + show(rows["date"][idx]) + "'",
+    # As given, before lower-casing: the reason shows what the API sent.
+    "unknown media_type": lambda text, rows, idx: (
+        "unknown media_type '" + show(text["media_type"][idx].str.strip()) + "'"
+    ),
+    "missing url": lambda text, rows, idx: "missing url for " + rows["media_type"][idx],
+}
 
 
 def check_fields(text: pd.DataFrame, rows: pd.DataFrame, reasons: Reasons) -> None:
-    """Reasons for normalised rows: dates, required fields, media type, URL presence."""
-    date = rows["date"]
-    reasons.add(date.isna() | date.eq(""), "missing date")
-    shaped = date.str.fullmatch(_DATE_SHAPE, na=False)
-    real = shaped.copy()
-    if shaped.any():
-        real[shaped] = _real_calendar_date(date[shaped])
-    reasons.add(~real, lambda idx: "invalid date '" + show(date[idx]) + "'")
-    reasons.add(real & date.where(real, FIRST_DATE).lt(FIRST_DATE), f"date before {FIRST_DATE}")
-
-    title = rows["title"]
-    reasons.add(title.isna() | title.eq(""), "missing title")
-
-    media = rows["media_type"]
-    reasons.add(media.isna() | media.eq(""), "missing media_type")
-    reasons.add(
-        ~media.isin(MEDIA_TYPES),
-        lambda idx: "unknown media_type '" + show(text["media_type"][idx].str.strip()) + "'",
-    )
-    reasons.add(
-        media.isin(NEEDS_URL) & rows["url"].isna(),
-        lambda idx: "missing url for " + media[idx],
-    )
+    """Reasons for normalised rows, from the pipeline's one statement of the rules."""
+    for rule in rules.RULES:
+        wording = _WORDING.get(rule.kind)
+        reason = rule.kind if wording is None else partial(wording, text, rows)
+        reasons.add(rule.broken(rows), reason)

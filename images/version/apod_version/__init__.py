@@ -1,3 +1,1 @@
 """APOD pipeline step `version`: DVC-track the dataset CSV and commit its metadata to git."""
-
-__version__ = "0.1.0"

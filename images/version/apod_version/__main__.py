@@ -1,4 +1,3 @@
-from apod_common import cli
-from apod_version.main import main
+from apod_version.main import cli
 
-raise SystemExit(cli.run("version", main))
+cli()

@@ -1,13 +1,23 @@
 """The environment git and DVC run in.
 
 The container runs as uid 10001 with HOME=/tmp, or as whatever uid a person passes to
-`docker run --user`, on a repository some other uid may own. So: safe.directory for this
-repository only (through GIT_CONFIG_COUNT, never a config file), an identity even when the
-uid has no passwd entry, writable DVC cache dirs, and no prompt that could hang a task.
+`docker run --user`, on a repository some other uid may own: a checkout bind-mounted from
+the host, or a Kubernetes volume, which kind's and minikube's provisioners create owned by
+root with mode 0777. git and libgit2 (DVC's git library) refuse such a repository
+("dubious ownership") unless `safe.directory` names it. So, for this repository only:
+- the git CLI gets safe.directory on its command-line level (GIT_CONFIG_COUNT), which no
+  config file can override;
+- libgit2, which reads no such variables, gets it from a private global config: a fresh
+  XDG_CONFIG_HOME of this process, whose git/config says safe.directory and includes the
+  user's own XDG git config; DVC keeps its own global config dir (DVC_GLOBAL_CONFIG_DIR).
+No config file of the user or of the repository is written. Also: an identity even when
+the uid has no passwd entry, writable DVC cache dirs, and no prompt that could hang a task.
 """
 
+import atexit
 import os
 import pwd
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,6 +73,25 @@ def safe_directories(repo: Path) -> list[str]:
     return names
 
 
+def _config_value(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def private_config_home(repo: Path, user_config_home: str) -> str:
+    """A new XDG_CONFIG_HOME for the children, removed when this process ends, whose
+    git/config marks `repo` safe and includes the user's own XDG git config."""
+    home = tempfile.mkdtemp(prefix="apod-version-config-")  # 0700: no one else's to edit
+    atexit.register(shutil.rmtree, home, True)
+    lines = ["[safe]", *(f"\tdirectory = {_config_value(d)}" for d in safe_directories(repo))]
+    own = os.path.join(user_config_home, "git", "config")
+    if os.path.isfile(own):
+        lines += ["[include]", f"\tpath = {_config_value(own)}"]
+    os.mkdir(os.path.join(home, "git"))
+    Path(home, "git", "config").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return home
+
+
 def identity(env: Mapping[str, str]) -> dict[str, str]:
     author = _value(env, "GIT_AUTHOR_NAME") or DEFAULT_AUTHOR_NAME
     email = _value(env, "GIT_AUTHOR_EMAIL") or DEFAULT_AUTHOR_EMAIL
@@ -106,6 +135,10 @@ def child_env(
     if user:
         env["USER"] = user
     with_git_config(env, [("safe.directory", name) for name in safe_directories(repo)])
+    user_config_home = _value(base, "XDG_CONFIG_HOME") or os.path.join(env["HOME"], ".config")
+    env["XDG_CONFIG_HOME"] = private_config_home(repo, user_config_home)
+    if not _value(base, "DVC_GLOBAL_CONFIG_DIR"):
+        env["DVC_GLOBAL_CONFIG_DIR"] = os.path.join(user_config_home, "dvc")
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["DVC_NO_ANALYTICS"] = "1"
     if not _value(base, "DVC_SITE_CACHE_DIR"):

@@ -1,10 +1,14 @@
-"""CLI wiring: arguments and environment in, one summary dict out."""
+"""CLI wiring: arguments and environment in, one summary dict out.
+
+The CLI boundary: the work (and DVC with it) is imported only once the arguments are good,
+so that `--help` and usage errors stay fast.
+"""
 
 import argparse
-import logging
 import os
 
-from apod_common import layout, logs, settings
+from apod_common import cli as runner
+from apod_common import layout, settings
 from apod_version.paths import absolute
 
 TRUTHY = ("1", "true", "yes", "on")
@@ -32,12 +36,7 @@ exit codes: 0 committed, 99 data unchanged, 2 bad arguments, 3 no CSV / not a re
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="apod-version",
-        description=DESCRIPTION,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = runner.parser("version", DESCRIPTION, EPILOG)
     parser.add_argument("--run-id", help="the pipeline run this version belongs to")
     parser.add_argument(
         "--csv", help="the dataset CSV (default: $APOD_DATA_DIR/apod_data.csv, /data/...)"
@@ -66,9 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    log = logs.setup("version")
-    # dvc's internals log through their own loggers; the dvc CLI children carry the rest.
-    logging.getLogger("dvc").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
 
     from apod_version.versioning import Options, run
 
@@ -82,8 +78,14 @@ def main(argv: list[str] | None = None) -> dict:
         init_repo=init,
         push=not args.no_push,
         lock_timeout=args.lock_timeout,
-        dvc_remote=settings.secret("APOD_DVC_REMOTE"),
+        # Not a secret as a whole (a path, mostly): its credentials, if any, are masked by
+        # the redactor's URL rule, and kept out of committed config (remote.strip_userinfo).
+        dvc_remote=settings.env_or_file("APOD_DVC_REMOTE"),
         git_remote=settings.env("APOD_GIT_REMOTE"),
         environ=dict(os.environ),
     )
     return run(options)
+
+
+def cli() -> None:
+    raise SystemExit(runner.run("version", main))

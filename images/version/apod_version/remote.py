@@ -6,12 +6,14 @@ never appears on a child's command line (it may carry a user and a token).
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dvc.config import Config, ConfigError
+
 from apod_common import exit_codes
 from apod_common.errors import StepError
-from apod_version.redact import redact, strip_userinfo
 
 log = logging.getLogger("version")
 
@@ -35,19 +37,20 @@ def local_path(url: str) -> str:
     return url.removeprefix("file://")
 
 
-def _config(dvc_root: Path):
-    from dvc.config import Config
+def strip_userinfo(url: str) -> str:
+    """The URL without its user[:password]@ part, for a config file that gets committed."""
+    return re.sub(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@]+@", r"\g<scheme>", url, count=1)
 
+
+def _config(dvc_root: Path) -> Config:
     return Config(dvc_dir=str(dvc_root / ".dvc"))
 
 
 def _config_error(exc: Exception) -> StepError:
-    return StepError(f"DVC config: {redact(str(exc))}", exit_codes.BAD_INPUT)
+    return StepError(f"DVC config: {exc}", exit_codes.BAD_INPUT)
 
 
 def default_remote(dvc_root: Path) -> Remote | None:
-    from dvc.config import ConfigError
-
     try:
         conf = _config(dvc_root)
     except ConfigError as exc:
@@ -71,8 +74,6 @@ def normalise(url: str) -> str:
 
 def override(dvc_root: Path, url: str) -> None:
     """Point the default remote at `url` in .dvc/config.local (never committed)."""
-    from dvc.config import ConfigError
-
     url = normalise(url)
     current = default_remote(dvc_root)
     name = current.name if current else DEFAULT_REMOTE_NAME
@@ -84,7 +85,7 @@ def override(dvc_root: Path, url: str) -> None:
             local["remote"].setdefault(name, {})["url"] = url
     except (ConfigError, OSError) as exc:
         raise _config_error(exc) from exc
-    log.info("DVC remote %r -> %s (.dvc/config.local)", name, redact(url))
+    log.info("DVC remote %r -> %s (.dvc/config.local)", name, url)
 
 
 def configure_new_repo(dvc_root: Path, url: str) -> None:

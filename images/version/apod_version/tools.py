@@ -1,5 +1,5 @@
-"""git and dvc as child processes: their output goes to our log (redacted), never to
-stdout, which carries only the summary line."""
+"""git and dvc as child processes: their output goes to our log, never to stdout, which
+carries only the summary line."""
 
 import logging
 import subprocess
@@ -9,7 +9,6 @@ from pathlib import Path
 
 from apod_common import exit_codes
 from apod_common.errors import StepError
-from apod_version.redact import redact
 
 log = logging.getLogger("version")
 
@@ -25,8 +24,8 @@ class Result:
         return self.returncode == 0
 
     def last_line(self) -> str:
-        """The most telling line of the output, redacted, for a one-line reason: the
-        first error line git or DVC printed, else the last line."""
+        """The most telling line of the output, for a one-line reason: the first error
+        line git or DVC printed, else the last line."""
         lines = [
             line.strip()
             for text in (self.stderr, self.stdout)
@@ -35,11 +34,11 @@ class Result:
         ]
         for line in lines:
             if line.startswith(("ERROR:", "fatal:", "error:")):
-                return redact(line)
+                return line
         for line in reversed(lines):
             # DVC ends errors with a help footer; the error is above it.
             if not line.startswith(("Having any troubles?", "<https://")):
-                return redact(line)
+                return line
         return f"exit code {self.returncode}"
 
 
@@ -53,7 +52,7 @@ class Tools:
 
     def _run(self, argv: list[str], cwd: Path, stdin: str | None = None) -> Result:
         shown = " ".join(argv[2:] if argv[0] == sys.executable else argv)
-        log.debug("running %s (in %s)", redact(shown), cwd)
+        log.debug("running %s (in %s)", shown, cwd)
         try:
             proc = subprocess.run(
                 argv,
@@ -71,7 +70,7 @@ class Tools:
         for stream in (result.stdout, result.stderr):
             for line in stream.splitlines():
                 if line.strip():
-                    log.debug("  %s", redact(line.rstrip()))
+                    log.debug("  %s", line.rstrip())
         return result
 
     def git(self, *args: str, stdin: str | None = None) -> Result:

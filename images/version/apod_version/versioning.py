@@ -5,14 +5,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apod_common import exit_codes
+from apod_common import exit_codes, locks
 from apod_common.errors import NothingToDo, StepError
-from apod_version import gitops, lock, paths, remote
+from apod_version import gitops, paths, remote
 from apod_version.childenv import child_env
-from apod_version.dataset import count_rows, parse_dvc_file
+from apod_version.dvcfile import parse_dvc_file
 from apod_version.initrepo import init_repo
-from apod_version.message import commit_message
-from apod_version.redact import redact
+from apod_version.message import commit_message, count_rows
 from apod_version.tools import Tools
 
 log = logging.getLogger("version")
@@ -75,11 +74,11 @@ def dvc_push(tools: Tools, dvc_file: Path, target: remote.Remote) -> None:
     result = tools.dvc("push", str(dvc_file))
     if not result.ok:
         raise StepError(
-            f"dvc push to remote {target.name!r} ({redact(target.url)}) failed, "
+            f"dvc push to remote {target.name!r} ({target.url}) failed, "
             f"nothing committed: {result.last_line()}",
             exit_codes.UPSTREAM_UNAVAILABLE,
         )
-    log.info("data in DVC remote %r (%s)", target.name, redact(target.url))
+    log.info("data in DVC remote %r (%s)", target.name, target.url)
 
 
 def push_target(dvc_root: Path, override: str | None) -> remote.Remote:
@@ -104,7 +103,7 @@ def run(options: Options) -> dict:
         # Pods of another uid in the same group (gid 0) take turns on a shared volume.
         os.umask(0o002)
     lock_path = gitops.git_dir(tools) / LOCK_NAME
-    with lock.exclusive(lock_path, options.lock_timeout):
+    with locks.exclusive(lock_path, options.lock_timeout, what=f"the repository {repo}"):
         git_remote = None
         target = None
         if options.push:

@@ -1,10 +1,12 @@
-# Sourced by the postgres image's entrypoint (/docker-entrypoint-initdb.d) when it
-# initialises an empty data directory: the Airflow metadata database and the APOD
-# database, each with its own roles. Safe to run again by hand (roles and databases that
-# exist are kept, their passwords reset to the Secrets' values).
+# The database bootstrap of BOTH deployments: Kubernetes mounts it from the ConfigMap
+# apod-postgres-init, docker-compose.yml bind-mounts this file. Sourced by the postgres
+# image's entrypoint (/docker-entrypoint-initdb.d) when it initialises an empty data
+# directory: the Airflow metadata database and the APOD database, each with its own
+# roles. Idempotent: safe to run again by hand (roles and databases that exist are kept,
+# their passwords reset to the secrets' values).
 #
-# Passwords are read from the files of the mounted Secrets and reach psql through its
-# environment (\getenv), never through its command line.
+# Passwords are read from files in APOD_PG_SECRETS_DIR (a mounted Secret; compose's
+# secrets) and reach psql through its environment (\getenv), never its command line.
 #
 #   airflow      owns database airflow (Airflow's metadata)
 #   apod_admin   owns database apod, CREATEROLE: `apod-load init-db` (Job apod-db-init)

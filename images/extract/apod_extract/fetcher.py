@@ -1,0 +1,216 @@
+"""Fetch day ranges concurrently: a few requests in flight, as many as the API keeps up with.
+
+The real service answers a range by scraping one page per day, so a request costs
+seconds and a backfill is hundreds of them; in flight side by side they take a fraction
+of the time. All decisions are taken in the calling thread (which range next, retry,
+split, stop); the worker threads only send one request each and hand back its outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from apod_common import exit_codes
+from apod_common.errors import StepError
+from apod_extract import pieces
+from apod_extract.client import ApodClient, Page, Retryable
+from apod_extract.dates import Span
+from apod_extract.pool import Pool
+
+log = logging.getLogger("extract")
+
+
+@dataclass
+class Job:
+    span: Span
+    chunk: int  # the planned chunk (0-based) this range belongs to
+    retries: int = 0  # retries spent on this range
+    not_before: float = 0.0  # monotonic time before which it waits (backoff, Retry-After)
+    sent_at: float = 0.0  # when its request went out
+
+
+class QuotaUsedUp(StepError):
+    """X-RateLimit-Remaining reached 0 with ranges still to fetch."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "rate limit used up (X-RateLimit-Remaining: 0)", exit_codes.UPSTREAM_UNAVAILABLE
+        )
+
+
+class Fetcher:
+    def __init__(
+        self,
+        client: ApodClient,
+        concurrency: int,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.client = client
+        self.policy = client.policy
+        self.pool = Pool(concurrency)
+        self.clock = clock
+        self.max_days = math.inf  # lowered when the gateway cuts a range
+        self.cut_after = math.inf  # the quickest cut seen: about the gateway's time limit
+        self.requests = 0  # sent, retries and split parts included
+        self.most_in_flight = 0
+        self._queue: list[Job] = []
+        self._running: dict[Future, Job] = {}
+        self._failure: BaseException | None = None
+        self._longest = 1  # days of the longest range to fetch
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    def run(self, jobs: list[Job], done: Callable[[Job, Page], None]) -> None:
+        """Fetch every job's range and hand each page to `done` (in this thread).
+
+        On the first failure no new request is sent; those in flight are let finish (and
+        their pages handed over, so they are kept), then the failure is raised.
+        """
+        self._queue = list(jobs)
+        self._longest = max((pieces.days(job.span) for job in jobs), default=1)
+        with ThreadPoolExecutor(self.pool.ceiling, thread_name_prefix="extract") as workers:
+            while self._queue or self._running:
+                now = self.clock()
+                if self._failure is None:
+                    self._launch(workers, now)
+                if not self._running:
+                    if self._failure is not None or not self._queue:
+                        break
+                    # Nothing in flight: some job is waiting for its time, never for an answer.
+                    self.policy.sleep(max(0.0, self._next_start(now) - now))
+                    continue
+                timeout = None  # wait for an answer, unless a job's time comes first
+                if self._failure is None and (start := self._next_start(now)) is not None:
+                    timeout = max(0.0, start - now)
+                finished, _ = wait(self._running, timeout=timeout, return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=lambda f: self._running[f].span):
+                    self._settle(future, self._running.pop(future), done)
+        if self._failure is not None:
+            raise self._failure
+
+    # --- what to send next ---------------------------------------------------------------
+
+    def _takers(self) -> list[Job]:
+        """The jobs a free slot may take, due or not.
+
+        A range waiting to be retried keeps its slot, as a request sleeping on its backoff
+        would: backing off means fewer requests, not the next range sooner. So with one
+        slot the run is strictly in order, and retries never starve behind fresh ranges.
+        """
+        width = self.pool.width
+        if len(self._running) >= width:
+            return []
+        retries = [job for job in self._queue if job.retries]
+        if len(self._running) + len(retries) >= width:
+            return retries
+        return self._queue
+
+    def _next_job(self, now: float) -> Job | None:
+        """A retry that is due first, else the oldest due days, if a slot is free."""
+        if now < self.pool.paused_until:
+            return None
+        due = [job for job in self._takers() if job.not_before <= now]
+        retries = [job for job in due if job.retries]
+        return min(retries or due, key=lambda job: job.span, default=None)
+
+    def _next_start(self, now: float) -> float | None:
+        """When a request may go next; None when only an answer can free a slot."""
+        takers = self._takers()
+        if not takers:
+            return None
+        first = min(job.not_before for job in takers)
+        return max(first, self.pool.paused_until, now)
+
+    def _launch(self, workers: ThreadPoolExecutor, now: float) -> None:
+        while (job := self._next_job(now)) is not None:
+            self._queue.remove(job)
+            parts = pieces.within(job.span, self.max_days)
+            if len(parts) > 1:  # the gateway cut ranges this long earlier in the run
+                job.span = parts[0]
+                self._queue += [Job(part, job.chunk, not_before=now) for part in parts[1:]]
+            self.requests += 1
+            job.sent_at = now
+            self._running[workers.submit(self.client.attempt, *job.span)] = job
+            self.most_in_flight = max(self.most_in_flight, len(self._running))
+
+    # --- what an answer means ------------------------------------------------------------
+
+    def _settle(self, future: Future, job: Job, done: Callable[[Job, Page], None]) -> None:
+        try:
+            page = future.result()
+        except Retryable as exc:
+            if self._failure is None:
+                self._again(job, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - StepError or a bug: raised after the drain
+            self._failure = self._failure or exc
+            return
+        self.pool.answered(page.remaining)
+        self._widen(job)
+        try:
+            done(job, page)
+        except Exception as exc:  # noqa: BLE001 - a file not written: raised after the drain
+            self._failure = self._failure or exc
+            return
+        if page.remaining == 0 and (self._queue or self._running) and self._failure is None:
+            self._failure = QuotaUsedUp()
+
+    def _widen(self, job: Job) -> None:
+        """Ask longer ranges again once answers show that twice the length would take
+        under half the time after which the gateway cut: one hang is not a slow service."""
+        days = pieces.days(job.span)
+        if days < self.max_days / 2:  # a short tail or a part cut smaller: no evidence
+            return
+        per_day = (self.clock() - job.sent_at) / days
+        if per_day * 2 * self.max_days < self.cut_after / 2:
+            self.max_days = 2 * self.max_days if 2 * self.max_days < self._longest else math.inf
+            log.info(
+                "answers take %.3f s per day, the gateway cut after %.1f s: up to %s per "
+                "request again",
+                per_day, self.cut_after,
+                "whole chunks" if self.max_days == math.inf else f"{self.max_days:g} days",
+            )  # fmt: skip
+
+    def _again(self, job: Job, exc: Retryable) -> None:
+        now = self.clock()
+        start, end = job.span
+        if exc.cut and pieces.days(job.span) > 1:
+            self.cut_after = min(self.cut_after, now - job.sent_at)
+            first, second = pieces.halves(job.span)
+            self.max_days = min(self.max_days, pieces.days(first))
+            self.pool.troubled()
+            log.warning(
+                "%s..%s: %s; asking %s..%s and %s..%s instead (at most %d day(s) per request "
+                "from now on, at most %d in flight)",
+                start, end, exc, *first, *second, self.max_days, self.pool.width,
+            )  # fmt: skip
+            self._queue += [
+                Job(first, job.chunk, not_before=now),
+                Job(second, job.chunk, not_before=now),
+            ]
+            return
+        if job.retries >= self.policy.max_retries:
+            self._failure = StepError(
+                f"API unavailable for {start}..{end} after {job.retries + 1} attempt(s): {exc}",
+                exit_codes.UPSTREAM_UNAVAILABLE,
+            )
+            return
+        delay = self.policy.delay(job.retries) if exc.wait is None else exc.wait
+        if exc.limited:
+            self.pool.rate_limited(now, delay)
+        else:
+            self.pool.troubled()
+        job.retries += 1
+        job.not_before = now + delay
+        log.warning(
+            "%s..%s: %s; retry %d/%d in %.1f s (at most %d in flight)",
+            start, end, exc, job.retries, self.policy.max_retries, delay, self.pool.width,
+        )  # fmt: skip
+        self._queue.append(job)
