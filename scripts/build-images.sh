@@ -100,7 +100,6 @@ if [ "${APOD_BUILDKIT:-}" != 0 ]; then
     done
   fi
 fi
-export DOCKER_BUILDKIT="$buildkit"
 
 # The bases, only those the chosen Dockerfiles use.
 uses() { local name; for name in "${order[@]}"; do grep -q "^ARG $1" "images/$name/Dockerfile" && return 0; done; return 1; }
@@ -112,6 +111,7 @@ if uses DEBIAN_IMAGE; then
   build_args+=(--build-arg "DEBIAN_IMAGE=${DEBIAN_IMAGE:-$(scripts/ensure-base-image.sh debian)}")
 fi
 [ "$buildkit" = 1 ] || build_args+=(--build-arg "APOD_WHEELHOUSE=1")
+export DOCKER_BUILDKIT="$buildkit"
 
 mkdir -p "$LOG_DIR"
 build() {

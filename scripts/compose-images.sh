@@ -47,10 +47,8 @@ esac
 names=(extract transform load version testserver airflow)
 [ "$postgres_image" = "$LOCAL_POSTGRES" ] && names+=(postgres)
 if [ "$build" = 1 ]; then
-  BASE_IMAGE="${BASE_IMAGE:-$(scripts/ensure-base-image.sh)}"
-  export BASE_IMAGE
   log "building ${names[*]} (tag $VERSION)"
-  VERSION="$VERSION" scripts/build-images.sh "${names[@]}"
+  scripts/build-images.sh "${names[@]}"
 else
   for name in "${names[@]}"; do
     image="apod-$name:$VERSION"

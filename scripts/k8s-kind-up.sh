@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The APOD pipeline on a local kind cluster, in one command: create (or reuse) the
-# cluster, build the images and load them into it, create the Secrets, apply
-# k8s/overlays/kind, wait until everything runs, forward the UI to 127.0.0.1:8080.
+# The APOD pipeline on a local kind cluster, in one command: check the tools, create (or
+# reuse) the cluster, build the images and load them into it under this build's content
+# tags, create the Secrets, apply k8s/overlays/kind, wait until everything runs, forward
+# the UI to 127.0.0.1:8080. Run again after a rebuild: the Deployments roll onto the new
+# images.
 #
 #   scripts/k8s-kind-up.sh          (make kind-up)
 #
@@ -13,8 +15,9 @@ set -euo pipefail
 
 CLUSTER="${KIND_CLUSTER_NAME:-apod}"
 KUBE_CONTEXT="kind-$CLUSTER"
-need kind kubectl docker python3
+need python3
 "$REPO/scripts/ensure-docker.sh"
+doctor kind
 
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   log "reusing kind cluster $CLUSTER"
@@ -25,7 +28,8 @@ else
 fi
 
 build_images
-for image in "${IMAGES[@]}"; do
+tag_images
+for image in "${LOAD_IMAGES[@]}"; do
   log "loading $image into $CLUSTER"
   kind load docker-image --name "$CLUSTER" "$image"
 done

@@ -6,28 +6,29 @@
 #   APOD_K8S_SECRETS_FILE  the generated secrets (default k8s/.secrets.env, gitignored)
 #   APOD_K8S_UI_PORT       local port of the UI's port-forward (default 8080)
 #   APOD_K8S_SKIP_BUILD=1  use the images as they are in the local Docker engine
+#   APOD_K8S_BUILD_TAG     the tag of those images (default VERSION, as build-images.sh tags)
+#   APOD_K8S_SKIP_DOCTOR=1 start without scripts/k8s_doctor.py's checks (at your own risk)
 #   APOD_K8S_TIMEOUT       seconds to wait for each rollout or Job (default 900)
 #   APOD_K8S_STATE_DIR     port-forward pid, log and context (default .cache/k8s)
+# and k8s/tools.env's (Kubernetes and kind versions, minikube's node size), each of which
+# the environment overrides.
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # The scripts these call are standard-library Python: no virtualenv needed.
 PYTHON="${PYTHON:-python3}"
-VERSION="$(cat "$REPO/VERSION")"
-PG_MAJOR="$(cat "$REPO/images/postgres/PG_MAJOR")"
 NAMESPACE=apod
 SECRETS_FILE="${APOD_K8S_SECRETS_FILE:-$REPO/k8s/.secrets.env}"
 UI_PORT="${APOD_K8S_UI_PORT:-8080}"
 TIMEOUT="${APOD_K8S_TIMEOUT:-900}"
 STATE_DIR="${APOD_K8S_STATE_DIR:-$REPO/.cache/k8s}"
-# Postgres is built from images/postgres (Debian's server behind the official image's
-# entrypoint contract), so a cluster needs nothing from a registry.
-POSTGRES_IMAGE="apod-postgres:$PG_MAJOR"
-# Every image a pod of the deployment or of the DAG runs; all are loaded into the cluster.
-IMAGES=(
-  "apod-extract:$VERSION" "apod-transform:$VERSION" "apod-load:$VERSION"
-  "apod-version:$VERSION" "apod-airflow:$VERSION" "$POSTGRES_IMAGE"
-)
 KUBE_CONTEXT="${KUBE_CONTEXT:-}"
+
+# k8s/tools.env: NAME=value lines; a variable already set in the environment wins.
+while IFS='=' read -r name value; do
+  case "$name" in ''|'#'*) continue ;; esac
+  [ -n "${!name:-}" ] || printf -v "$name" '%s' "$value"
+done <"$REPO/k8s/tools.env"
+unset name value
 
 log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "$(basename "$0" .sh)" "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -42,17 +43,44 @@ need() {
 # kubectl on the cluster this script brought up, never the current context by accident.
 kc() { kubectl --context "$KUBE_CONTEXT" --namespace "$NAMESPACE" "$@"; }
 
+# What the cluster needs from this machine (scripts/k8s_doctor.py), before anything starts.
+doctor() {
+  if [ "${APOD_K8S_SKIP_DOCTOR:-}" = 1 ]; then
+    log "APOD_K8S_SKIP_DOCTOR=1: not checking the tools"
+    return 0
+  fi
+  "$PYTHON" "$REPO/scripts/k8s_doctor.py" "$1" >&2 \
+    || die "not starting: fix what k8s-doctor lists above (make k8s-doctor checks again)"
+}
+
 build_images() {
   if [ "${APOD_K8S_SKIP_BUILD:-}" = 1 ]; then
     log "APOD_K8S_SKIP_BUILD=1: using the local images as they are"
   else
-    log "building the images the cluster runs: the steps, Airflow and $POSTGRES_IMAGE"
+    log "building the images the cluster runs: the steps, Airflow and Postgres"
     "$REPO/scripts/build-images.sh" extract transform load version airflow postgres
   fi
   local image
-  for image in "${IMAGES[@]}"; do
+  for image in $("$PYTHON" "$REPO/scripts/k8s_images.py" list); do
     docker image inspect "$image" >/dev/null 2>&1 || die "image $image is missing"
   done
+}
+
+# Content tags for this build (scripts/k8s_images.py): sets DEPLOY_TAG, POSTGRES_TAG and
+# LOAD_IMAGES, the images to load into the cluster under those tags.
+tag_images() {
+  local plan key value
+  plan="$("$PYTHON" "$REPO/scripts/k8s_images.py" tag)" || die "could not tag the images"
+  DEPLOY_TAG="" POSTGRES_TAG="" LOAD_IMAGES=()
+  while read -r key value; do
+    case "$key" in
+      tag) DEPLOY_TAG="$value" ;;
+      postgres-tag) POSTGRES_TAG="$value" ;;
+      image) LOAD_IMAGES+=("$value") ;;
+    esac
+  done <<<"$plan"
+  if [ -z "$DEPLOY_TAG" ] || [ -z "$POSTGRES_TAG" ]; then die "k8s_images.py named no tags"; fi
+  log "this build: images $DEPLOY_TAG, Postgres $POSTGRES_TAG"
 }
 
 # The Secrets from the secrets file (created with random values on the first run). The
@@ -91,16 +119,19 @@ wait_job() {
   die "job/$job not complete after ${TIMEOUT}s"
 }
 
-# The overlay with its image tags set from VERSION and PG_MAJOR (scripts/k8s_overlay.py):
-# a generated kustomization, kept in the state directory to be looked at.
+# The overlay with this build's content tags (scripts/k8s_overlay.py; tag_images first):
+# a generated kustomization, kept in the state directory to be looked at. A rebuild
+# changes the tags, the pod templates and the ConfigMap's hashed name: the Deployments
+# roll, and the DAG's next pods start the new step images (APOD_IMAGE_TAG).
 deploy() {
   local overlay="$STATE_DIR/kustomize/$1"
-  "$PYTHON" "$REPO/scripts/k8s_overlay.py" "$1" "$overlay"
+  "$PYTHON" "$REPO/scripts/k8s_overlay.py" "$1" "$overlay" \
+    --tag "$DEPLOY_TAG" --postgres-tag "$POSTGRES_TAG"
   apply_secrets
   # A Job's pod template cannot change: re-running the up script replaces the Jobs (both
   # are idempotent).
   kc delete job apod-db-init airflow-db-migrate --ignore-not-found >/dev/null
-  log "applying k8s/overlays/$1 (images $VERSION, Postgres $PG_MAJOR)"
+  log "applying k8s/overlays/$1 (images $DEPLOY_TAG, Postgres $POSTGRES_TAG)"
   kubectl --context "$KUBE_CONTEXT" apply -k "$overlay"
   kc rollout status statefulset/postgres --timeout="${TIMEOUT}s"
   wait_job apod-db-init

@@ -1,33 +1,46 @@
 #!/usr/bin/env bash
-# The APOD pipeline on a local minikube cluster, in one command: start (or reuse) the
-# profile, build the images and load them into it, create the Secrets, apply
-# k8s/overlays/minikube, wait until everything runs, forward the UI to 127.0.0.1:8080.
+# The APOD pipeline on a local minikube cluster, in one command: check the tools, start
+# (or reuse) the profile, build the images and load them into it under this build's
+# content tags, create the Secrets, apply k8s/overlays/minikube, wait until everything
+# runs, forward the UI to 127.0.0.1:8080. Run again after a rebuild: the Deployments roll
+# onto the new images.
 #
 #   scripts/k8s-minikube-up.sh      (make minikube-up)
 #
-# MINIKUBE_PROFILE (apod), MINIKUBE_DRIVER (docker), MINIKUBE_K8S_VERSION (v1.34.11, the
-# version the manifests are validated against), MINIKUBE_START_ARGS (extra flags, e.g.
-# "--cpus=4 --memory=8g"), and the settings of scripts/k8s-lib.sh.
+# MINIKUBE_PROFILE (apod), MINIKUBE_DRIVER (docker), MINIKUBE_K8S_VERSION (k8s/tools.env's
+# KUBERNETES_VERSION, the version the manifests are validated against), MINIKUBE_MEMORY and
+# MINIKUBE_CPUS (the node: k8s/tools.env), MINIKUBE_START_ARGS (more flags), and the
+# settings of scripts/k8s-lib.sh. As root the docker and podman drivers get --force:
+# minikube refuses root otherwise (DRV_AS_ROOT).
 set -euo pipefail
 # shellcheck source=scripts/k8s-lib.sh
 . "$(dirname "$0")/k8s-lib.sh"
 
 PROFILE="${MINIKUBE_PROFILE:-apod}"
+DRIVER="${MINIKUBE_DRIVER:-docker}"
 KUBE_CONTEXT="$PROFILE"
-need minikube kubectl docker python3
+need python3
 "$REPO/scripts/ensure-docker.sh"
+doctor minikube
 
 if minikube status --profile "$PROFILE" >/dev/null 2>&1; then
   log "reusing minikube profile $PROFILE"
 else
-  log "starting minikube profile $PROFILE"
+  as_root=()
+  if [ "$(id -u)" -eq 0 ] && { [ "$DRIVER" = docker ] || [ "$DRIVER" = podman ]; }; then
+    as_root=(--force)
+    log "running as root: minikube start --force (its $DRIVER driver refuses root otherwise)"
+  fi
+  log "starting minikube profile $PROFILE ($MINIKUBE_CPUS CPUs, $MINIKUBE_MEMORY memory)"
   # shellcheck disable=SC2086 # MINIKUBE_START_ARGS is a list of flags
-  minikube start --profile "$PROFILE" --driver "${MINIKUBE_DRIVER:-docker}" \
-    --kubernetes-version "${MINIKUBE_K8S_VERSION:-v1.34.11}" ${MINIKUBE_START_ARGS:-}
+  minikube start --profile "$PROFILE" --driver "$DRIVER" \
+    --kubernetes-version "${MINIKUBE_K8S_VERSION:-$KUBERNETES_VERSION}" \
+    --memory "$MINIKUBE_MEMORY" --cpus "$MINIKUBE_CPUS" "${as_root[@]}" ${MINIKUBE_START_ARGS:-}
 fi
 
 build_images
-for image in "${IMAGES[@]}"; do
+tag_images
+for image in "${LOAD_IMAGES[@]}"; do
   log "loading $image into $PROFILE"
   minikube image load --profile "$PROFILE" --overwrite=true "$image"
 done

@@ -2,19 +2,24 @@
 
 `build_dag(dag_id, render)` calls `render(step, settings)` once per step and wires the
 steps' `upstream`; the renderer is the only thing the two DAGs differ in. What both
-renderers turn into Airflow's terms is here too: the run values as Jinja templates and
-the steps' outputs as Assets.
+renderers turn into Airflow's terms is here too: the run values as Jinja templates, the
+steps' outputs as Assets, and the figures their asset events carry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
+from apod_pipeline.lineage import event_extra, parse_summary, sources
 from apod_pipeline.settings import Settings
-from apod_pipeline.steps import RunValue, Step, steps
+from apod_pipeline.steps import Output, RunValue, Step, steps
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 OWNER = "apod"
 FIRST_APOD = datetime(1995, 6, 16, tzinfo=UTC)
@@ -45,8 +50,26 @@ def templated_arguments(step: Step) -> list[str]:
     return step.arguments_with(TEMPLATES.__getitem__)
 
 
+def asset(output: Output) -> Asset:
+    return Asset(name=output.name, uri=output.uri)
+
+
 def outlets(step: Step) -> list[Asset]:
-    return [Asset(name=output.name, uri=output.uri) for output in step.outputs]
+    return [asset(output) for output in step.outputs]
+
+
+def attach_figures(
+    context: Context, task_id: str, outputs: Iterable[Output], summary: str | None
+) -> None:
+    """Give each output's asset event its figures: from this task's summary and from the
+    XComs (summaries) of the upstream steps the output names. Both renderers call this
+    once their step has succeeded."""
+    outputs = tuple(outputs)
+    summaries = {task_id: parse_summary(summary)}
+    for source in {s for output in outputs for s in sources(output)} - set(summaries):
+        summaries[source] = parse_summary(context["ti"].xcom_pull(task_ids=source))
+    for output in outputs:
+        context["outlet_events"][asset(output)].extra = event_extra(output, summaries)
 
 
 def params() -> dict[str, Param]:

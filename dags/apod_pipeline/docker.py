@@ -7,18 +7,18 @@ connections inside execute() and handed over in `private_environment` only.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 from docker.types import Mount
 
 from apod_pipeline import secrets
-from apod_pipeline.dag import build_dag, outlets, templated_arguments
+from apod_pipeline.dag import attach_figures, build_dag, outlets, templated_arguments
 from apod_pipeline.exit_codes import NOTHING_TO_DO
+from apod_pipeline.lineage import summary_line
 from apod_pipeline.retry import DOCKER_RETRY_POLICY
 from apod_pipeline.settings import Settings
-from apod_pipeline.steps import DATA, DVC_REMOTE, SecretEnv, Step
+from apod_pipeline.steps import DATA, DVC_REMOTE, Output, SecretEnv, Step
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,9 +35,16 @@ class ApodDockerOperator(DockerOperator):
     worker process while the task runs and in the container's environment.
     """
 
-    def __init__(self, *, secret_env: Sequence[SecretEnv] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        secret_env: Sequence[SecretEnv] = (),
+        step_outputs: Sequence[Output] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.secret_env = tuple(secret_env)
+        self.step_outputs = tuple(step_outputs)
 
     def resolve_secrets(self) -> dict[str, str]:
         return {ref.env: secrets.resolve(ref) for ref in self.secret_env}
@@ -49,27 +56,9 @@ class ApodDockerOperator(DockerOperator):
         finally:
             # The operator object can outlive the try (retries in one process, dags test).
             self._private_environment = {}
-        return step_summary(lines)
-
-
-def step_summary(lines: Sequence[str] | str | None) -> str | None:
-    """The step's JSON summary among the container's output lines (the XCom).
-
-    The summary is the last line on stdout, but Docker copies stdout and stderr in
-    separate goroutines: a log line written to stderr just before the summary can reach
-    the attached stream after it. So: the last line that is a JSON object.
-    """
-    if lines is None or isinstance(lines, str):
-        lines = [] if lines is None else [lines]
-    for line in reversed(lines):
-        text = line.strip()
-        if text.startswith("{") and text.endswith("}"):
-            try:
-                json.loads(text)
-            except ValueError:
-                continue
-            return text
-    return None
+        summary = summary_line(lines)  # the XCom
+        attach_figures(context, self.task_id, self.step_outputs, summary)
+        return summary
 
 
 def docker_memory(quantity: str) -> str:
@@ -115,6 +104,7 @@ def docker_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "execution_timeout": step.execution_timeout,
         "retry_policy": DOCKER_RETRY_POLICY,
         "outlets": outlets(step),
+        "step_outputs": step.outputs,
     }
 
 

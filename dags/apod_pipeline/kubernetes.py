@@ -7,17 +7,28 @@ their secrets from the Secret `apod-secrets` by secretKeyRef: the DAG holds name
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from airflow.providers.cncf.kubernetes.secret import Secret
 from kubernetes.client import models as k8s
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
-from apod_pipeline.dag import build_dag, outlets, templated_arguments
+from apod_pipeline.dag import attach_figures, build_dag, outlets, templated_arguments
 from apod_pipeline.exit_codes import NOTHING_TO_DO
+from apod_pipeline.lineage import summary_line
 from apod_pipeline.retry import POD_RETRY_POLICY
 from apod_pipeline.settings import Settings
-from apod_pipeline.steps import DATA, DVC_REMOTE, Step
+from apod_pipeline.steps import DATA, DVC_REMOTE, Output, Step
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from kubernetes.client import CoreV1Api
+
+log = logging.getLogger(__name__)
 
 DAG_ID = "apod_etl_k8s"
 CLAIMS = {DATA.name: "apod-data", DVC_REMOTE.name: "apod-dvc-remote"}  # volume -> PVC
@@ -26,6 +37,10 @@ SECRET_NAME = "apod-secrets"  # noqa: S105 - the Secret's name, not a value
 RUN_AS_USER = 10001
 RUN_AS_GROUP = 0
 TMP_SIZE = "256Mi"
+# The summary is the last line the step prints; a log line that raced it on stderr may
+# follow. The tail of the log holds it, however long the step's log is.
+SUMMARY_TAIL_LINES = 50
+XCOM_RETURN_KEY = "return_value"  # what a task's returned value is kept under
 
 _RUNTIME_DEFAULT = k8s.V1SeccompProfile(type="RuntimeDefault")
 
@@ -92,8 +107,8 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
             "app.kubernetes.io/component": step.task_id.replace("_", "-"),
         },
         "skip_on_exit_code": NOTHING_TO_DO,
-        # The summary line stays in the task log; the XCom sidecar would be one more
-        # image to load into the cluster for a result nothing downstream reads.
+        # No XCom sidecar (one more image to load into the cluster): ApodPodOperator
+        # reads the summary line from the pod's log and pushes it itself.
         "do_xcom_push": False,
         "get_logs": True,
         # A failed pod stays for `kubectl describe`/`logs`; succeeded ones go.
@@ -103,11 +118,50 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "execution_timeout": step.execution_timeout,
         "retry_policy": POD_RETRY_POLICY,
         "outlets": outlets(step),
+        "step_outputs": step.outputs,
     }
 
 
-def pod_task(step: Step, settings: Settings) -> KubernetesPodOperator:
-    return KubernetesPodOperator(**pod_kwargs(step, settings))
+def pod_summary(client: CoreV1Api, pod: k8s.V1Pod, container: str) -> str | None:
+    """The step's JSON summary from the tail of a finished pod's log."""
+    try:
+        text = client.read_namespaced_pod_log(
+            name=pod.metadata.name,
+            namespace=pod.metadata.namespace,
+            container=container,
+            tail_lines=SUMMARY_TAIL_LINES,
+        )
+    except (ApiException, HTTPError) as exc:
+        # The data is written; a missing figure must not fail (and re-run) the step.
+        log.warning("no summary from pod %s's log: %s", pod.metadata.name, exc)
+        return None
+    return summary_line(text)
+
+
+class ApodPodOperator(KubernetesPodOperator):
+    """KubernetesPodOperator whose XCom is the step's summary line, read back from the
+    pod's log (no XCom sidecar: no second image in the cluster, no second output
+    contract), and whose asset events carry the step's figures, as on Docker."""
+
+    def __init__(self, *, step_outputs: Sequence[Output] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.step_outputs = tuple(step_outputs)
+        self.summary: str | None = None
+
+    def await_pod_completion(self, pod: k8s.V1Pod) -> None:
+        super().await_pod_completion(pod)
+        # Still there: cleanup deletes a succeeded pod only after this.
+        self.summary = pod_summary(self.client, pod, self.base_container_name)
+
+    def execute(self, context: Context) -> None:
+        self.summary = None
+        super().execute(context)  # raises on failure, skips on exit 99
+        context["ti"].xcom_push(key=XCOM_RETURN_KEY, value=self.summary)
+        attach_figures(context, self.task_id, self.step_outputs, self.summary)
+
+
+def pod_task(step: Step, settings: Settings) -> ApodPodOperator:
+    return ApodPodOperator(**pod_kwargs(step, settings))
 
 
 SECRETS_DOC = f"""\

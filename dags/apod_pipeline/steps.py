@@ -44,15 +44,64 @@ DATA_CSV = "apod_data.csv"  # the merged dataset, in the data directory
 
 
 @dataclass(frozen=True)
+class Figures:
+    """Figures of one step's JSON summary that an output's asset event carries."""
+
+    task_id: str  # the step that prints them: the emitting task or one upstream of it
+    keys: tuple[tuple[str, str], ...]  # (key in the summary, key in the event's extra)
+
+
+@dataclass(frozen=True)
 class Output:
-    """Data a step leaves behind for others (an Airflow Asset in the DAGs)."""
+    """Data a step leaves behind for others (an Airflow Asset in the DAGs); its asset
+    event carries `figures` (apod_pipeline.lineage)."""
 
     name: str
     uri: str
+    figures: tuple[Figures, ...] = ()
 
 
-CSV = Output(name=DATA_CSV, uri=f"file://{DATA.path}/{DATA_CSV}")
-TABLE = Output(name="apod.apod_entries", uri="postgres://postgres:5432/apod/apod/apod_entries")
+# The batch behind both stores: how many rows transform accepted and set aside, and why.
+BATCH_FIGURES = Figures(
+    "transform",
+    (
+        ("rows", "accepted"),
+        ("rejected", "rejected"),
+        ("reject_reasons", "reject_reasons"),
+        ("rejected_file", "rejected_file"),
+        ("first_date", "first_date"),
+        ("last_date", "last_date"),
+    ),
+)
+# Emitted by version: an event is a committed version of the data (none when unchanged).
+CSV = Output(
+    name=DATA_CSV,
+    uri=f"file://{DATA.path}/{DATA_CSV}",
+    figures=(
+        Figures("load_csv", (("rows", "rows"), ("sha256", "sha256"))),
+        Figures(
+            "version",
+            (
+                ("md5", "md5"),
+                ("commit", "commit"),
+                ("dvc_pushed", "dvc_pushed"),
+                ("git_pushed", "git_pushed"),
+            ),
+        ),
+        BATCH_FIGURES,
+    ),
+)
+TABLE = Output(
+    name="apod.apod_entries",
+    uri="postgres://postgres:5432/apod/apod/apod_entries",
+    figures=(
+        Figures(
+            "load_postgres",
+            tuple((key, key) for key in ("rows", "inserted", "updated", "unchanged", "table_rows")),
+        ),
+        BATCH_FIGURES,
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -205,7 +254,6 @@ def steps(settings: Settings, checkout: Checkout | None = None) -> tuple[Step, .
             upstream=("transform",),
             execution_timeout=timedelta(minutes=15),
             resources=MEDIUM,
-            outputs=(CSV,),
             doc="Merge the staged batch into /data/apod_data.csv.",
         ),
         version_step(checkout),
@@ -220,6 +268,7 @@ def version_step(checkout: Checkout | None) -> Step:
         # dvc push of a large CSV to a slow remote.
         "execution_timeout": timedelta(minutes=30),
         "resources": MEDIUM,
+        "outputs": (CSV,),
         "doc": "DVC-track the CSV, push it to the remote, commit the .dvc file.",
     }
     if checkout is None:

@@ -109,25 +109,3 @@ def test_resource_conversion_to_docker_units():
     assert docker_memory("1Gi") == "1g"
     assert docker_cpus("500m") == 0.5
     assert docker_cpus("1") == 1.0
-
-
-@pytest.mark.parametrize(
-    ("lines", "expected"),
-    [
-        # stderr's last log line overtook the summary in Docker's attached stream
-        (
-            ["INFO extract: start", '{"status": "ok", "rows": 1}', "INFO load: wrote x"],
-            '{"status": "ok", "rows": 1}',
-        ),
-        (["INFO a", '{"rows": 2}'], '{"rows": 2}'),
-        (['{"rows": 1}', "{not json}", "INFO b"], '{"rows": 1}'),
-        (["INFO only logs"], None),
-        ([], None),
-        (None, None),
-        ('{"rows": 3}', '{"rows": 3}'),
-    ],
-)
-def test_step_summary_is_the_last_json_line(lines, expected):
-    from apod_pipeline.docker import step_summary
-
-    assert step_summary(lines) == expected

@@ -94,14 +94,15 @@ def test_doc_md_explains_params_and_backfill(any_dag):
         assert needle in doc
 
 
-def test_assets_on_the_loads(any_dag):
+def test_assets_on_the_table_load_and_the_data_version(any_dag):
+    # The CSV's event is a committed version of it: version emits it, with md5 and commit.
     outlets = {t.task_id: [a.uri for a in t.outlets] for t in any_dag.tasks}
     assert outlets == {
         "extract": [],
         "transform": [],
         "load_postgres": ["postgres://postgres:5432/apod/apod/apod_entries"],
-        "load_csv": ["file:///data/apod_data.csv"],
-        "version": [],
+        "load_csv": [],
+        "version": ["file:///data/apod_data.csv"],
     }
 
 

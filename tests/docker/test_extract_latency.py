@@ -88,7 +88,8 @@ def run_step(name: str, server: ServerContainer, volume: str, *args: str) -> dic
 def warnings(summary: dict) -> str:
     """The step's retry and split lines: what went wrong when too many requests went out."""
     lines = [line for line in summary["stderr"].splitlines() if " WARNING " in line]
-    return "\n".join(lines[:40])
+    shown = lines if len(lines) <= 40 else [*lines[:20], "...", *lines[-20:]]
+    return f"{len(lines)} warning(s):\n" + "\n".join(shown)
 
 
 def archive_dir() -> Path:
@@ -115,12 +116,10 @@ def test_the_whole_archive_loads_with_at_most_8_in_flight_and_few_extra_requests
         apod_server(years, *ARCHIVE_LATENCY) as server,
         docker_volume(f"{PREFIX}-data") as volume,
     ):
-        started = time.monotonic()
         summary = run_step(
             "extract", server, volume, "--start", first.isoformat(), "--end", last.isoformat(),
             "--run-id", "hlat-archive", "--concurrency", "8",
         )  # fmt: skip
-        seconds = time.monotonic() - started
         measured = server.stats()
     assert summary["status"] == "ok", summary["stderr"][-2000:]
     assert summary["entries"] == len(days)
@@ -129,10 +128,6 @@ def test_the_whole_archive_loads_with_at_most_8_in_flight_and_few_extra_requests
     assert measured["apod_requests"] <= chunks * 1.1, (measured["by_status"], warnings(summary))
     assert measured["by_status"].get("504", 0) >= 1  # the hangs were cut, and survived
     assert 1 < measured["max_in_flight"] <= 8
-    # One request at a time cannot go faster than days x 20 ms (~230 s); 8 at a time
-    # should take a fraction of it even on a busy machine.
-    sequential_floor = ((last - first).days + 1) * 0.02
-    assert seconds < sequential_floor / 2, f"{seconds:.0f} s"
     assert "at most 8 in flight" in summary["stderr"]
 
 

@@ -209,7 +209,8 @@ def test_postgres_image_initialises_a_named_volume_as_its_own_user(tmp_path: Pat
         docker("rm", "-f", container)
         docker(*run)
         assert rows() == "1,999"  # same volume: initialised once
-        uids = docker("top", container, "-eo", "uid").stdout.split()[1:]
+        top = docker("top", container, "-eo", "pid,uid").stdout.splitlines()[1:]
+        uids = [line.split()[1] for line in top]
         assert uids
         assert set(uids) == {"999"}
     finally:

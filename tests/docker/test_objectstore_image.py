@@ -51,11 +51,10 @@ def error_code(call) -> str:
     return caught.value.response["Error"]["Code"]
 
 
-def run_once(*args: str, env: dict[str, str] | None = None, volume: str = "") -> tuple[int, str]:
-    """The image run in the foreground with a deadline: exit code and all its output."""
+def run_once(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """The image run in the foreground (its anonymous /data volume goes with --rm): exit
+    code and all its output. Values in `env` travel by name only."""
     flags = ["run", "--rm", "--name", f"{PREFIX}-objectstore-{secrets.token_hex(4)}"]
-    if volume:
-        flags += ["-v", f"{volume}:/data"]
     for key in env or {}:
         flags += ["-e", key]
     result = docker(
@@ -259,6 +258,33 @@ def test_data_and_bucket_survive_a_new_container_and_new_keys(tmp_path: Path):
                 "InvalidAccessKeyId",
                 "403",
             )
+
+
+def test_runs_as_a_locked_down_pod_on_a_root_owned_volume(tmp_path: Path):
+    """As Kubernetes runs it: read-only root filesystem with /tmp an emptyDir, no
+    capabilities, and the data on a PersistentVolume that, on kind or minikube, is a
+    host directory owned by root with mode 0777."""
+    require_images("objectstore")
+    pv = tmp_path / "pv"
+    pv.mkdir()
+    pv.chmod(0o777)
+    pod_like = (
+        "--read-only",
+        "--tmpfs",
+        "/tmp:rw,nosuid,nodev,size=64m,uid=10001,gid=0,mode=1777",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--user",
+        "10001:0",
+    )
+    with object_store(tmp_path / "keys", str(pv), *pod_like) as store:
+        store.client().put_object(Bucket=BUCKET, Key="pod/probe", Body=b"on the pv")
+        assert store.client().get_object(Bucket=BUCKET, Key="pod/probe")["Body"].read() == (
+            b"on the pv"
+        )
+    assert any(pv.iterdir()), "nothing written to the volume"
 
 
 def test_stops_cleanly_on_sigterm(own_store):

@@ -41,12 +41,15 @@ def state(stack) -> dict:
 
 
 @contextlib.contextmanager
-def containers_created() -> Iterator[list[dict]]:
-    """The engine's `create` event (id, image, labels) of every container made in the block.
-    Step containers remove themselves, so what they were is only seen while they exist."""
+def containers_created(network: str) -> Iterator[list[dict]]:
+    """The engine's `create` event (id, image, labels) of every container made in the block
+    that joined `network`: this stack's, not those other work on the engine makes
+    meanwhile. Step containers remove themselves, so what they were is only seen while
+    they exist."""
     watcher = subprocess.Popen(
         ["docker", "events", "--format", "{{json .}}",
-         "--filter", "type=container", "--filter", "event=create"],
+         "--filter", "type=container", "--filter", "event=create",
+         "--filter", "type=network", "--filter", "event=connect"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     created: list[dict] = []
@@ -55,7 +58,15 @@ def containers_created() -> Iterator[list[dict]]:
     finally:
         watcher.terminate()
         out, _ = watcher.communicate(timeout=30)
-        created += [json.loads(line)["Actor"] for line in out.splitlines() if line.strip()]
+        events = [json.loads(line) for line in out.splitlines() if line.strip()]
+        joined = {
+            e["Actor"]["Attributes"].get("container")
+            for e in events
+            if e["Type"] == "network" and e["Actor"]["Attributes"].get("name") == network
+        }
+        created += [
+            e["Actor"] for e in events if e["Type"] == "container" and e["Actor"]["ID"] in joined
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +82,7 @@ def fresh_day(compose_stack) -> str:
 @pytest.fixture(scope="module")
 def first_run(compose_stack, fresh_day) -> tuple[dict, dict, dict]:
     before = state(compose_stack)
-    with containers_created() as created:
+    with containers_created(compose_stack.network) as created:
         summary = compose_stack.run_dag(fresh_day)
     summary["containers_created"] = created
     after = state(compose_stack)

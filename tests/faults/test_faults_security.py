@@ -253,7 +253,7 @@ def canary(tmp_path_factory) -> Iterator[CanaryRuns]:
             runs["extract"] = w.extract(rid, "2024-01-01", "2024-01-10", env=env).expect(0)
             runs["transform"] = w.transform(rid, env=env).expect(0)
             runs["load_postgres"] = w.load_postgres(rid, env=env).expect(0)
-            runs["load_csv"] = w.load_csv(rid).expect(0)
+            runs["load_csv"] = w.load_csv(rid, env=env).expect(0)
             runs["version no remote"] = w.version(rid, env=env, remote=None)
             runs["version"] = w.version(rid, env=env).expect(0)
             server.control("faults", {"faults": [{"status": 403}]})
@@ -741,10 +741,14 @@ PLACEHOLDERS = {
     "DEMO_KEY",  # api.nasa.gov's public demo key
     "password", "pass", "pw", "secret", "***", "...", "changeme-not-used",
 }  # fmt: skip
-# Values that are a path, a file name or an object's name (secretKeyRef: apod-secrets,
-# *_FILE: /run/secrets/x), not a secret: lower-case words joined by - _ or .
-# Only the extension is case-blind: a mixed-case run of letters may well be a password.
-REFERENCE = re.compile(r"^(?:/|\./|~/|[\w.-]+\.(?i:json|txt|conf)$)|^[a-z]+(?:[-_.][a-z]+)*$")
+# Values that are a path, a file name, an object's name (secretKeyRef: apod-secrets,
+# *_FILE: /run/secrets/x) or an environment variable's name (SECRET_KEY =
+# "AWS_SECRET_ACCESS_KEY"), not a secret: lower-case words joined by - _ or ., or
+# upper-case words joined by _. Only the extension is case-blind: a mixed-case run of
+# letters may well be a password.
+REFERENCE = re.compile(
+    r"^(?:/|\./|~/|[\w.-]+\.(?i:json|txt|conf)$)|^[a-z]+(?:[-_.][a-z]+)*$|^[A-Z]+(?:_[A-Z]+)+$"
+)
 # Files whose literals are fakes by construction: tests feed made-up passwords to the
 # redactors and keep their real canaries runtime-generated (secrets.token_*), never
 # committed. Only the password-assignment rules skip them; the key shapes do not.
@@ -846,6 +850,7 @@ def test_the_scanner_finds_what_it_looks_for():
         'password = os.environ.get("PW")',
         'url = f"postgresql://{role}:{password}@{host}"',
         "APOD_LOADER_PASSWORD_FILE: /run/secrets/apod_loader_password",
+        'SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"',
     ]
     for text in quiet:
         assert find_secrets("deploy/x.yml", text) == [], text

@@ -327,7 +327,7 @@ def race(w: World, lock_path, rids: tuple[str, str]) -> list:
             ]
             for step in steps:
                 wait_for(
-                    lambda s=step: "waiting for another version run" in s.logs(),
+                    lambda s=step: "waiting for another run to release the lock" in s.logs(),
                     120,
                     f"{step.container} to wait for the lock",
                     interval=0.2,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.objectstore import BUCKET, new_keys, object_store
+from support.objectstore import BUCKET, new_keys, object_key, object_store
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.timeout(600)]
 
@@ -37,7 +37,7 @@ def _dvc_s3_missing() -> str | None:
         [sys.executable, "-c", "import dvc, dvc_s3"], capture_output=True, check=False
     )
     if probe.returncode != 0:
-        return f"dvc with dvc-s3 is not importable by {sys.executable} (requirements/dev.txt)"
+        return f"dvc with dvc-s3 is not importable by {sys.executable} (make venv installs it)"
     return None
 
 
@@ -110,11 +110,6 @@ class DataRepo:
         return md5_of(self.path / "apod_data.csv.dvc")
 
 
-def object_key(repo: DataRepo, md5: str) -> str:
-    """Where DVC 3 keeps a file in a cloud remote: content-addressed by its md5."""
-    return f"{repo.prefix}/files/md5/{md5[:2]}/{md5[2:]}"
-
-
 def md5_of(dvc_file: Path) -> str:
     for line in dvc_file.read_text().splitlines():
         if line.strip().startswith("- md5:"):
@@ -166,7 +161,7 @@ def test_push_then_a_fresh_clone_pulls_the_same_bytes(store, repo: DataRepo, tmp
     assert md5 == hashlib.md5(data, usedforsecurity=False).hexdigest()
 
     # Content-addressed, through the S3 API: <prefix>/files/md5/<2>/<30>.
-    key = object_key(repo, md5)
+    key = object_key(repo.prefix, md5)
     assert key in store.object_keys()
     stored = store.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
     assert stored == data
@@ -244,11 +239,11 @@ def test_the_store_down_fails_the_push_and_the_next_push_delivers(own_store, rep
 
     own_store.start()
     # What the store acknowledged before it was killed is still there.
-    kept = own_store.client().get_object(Bucket=BUCKET, Key=object_key(repo, first_md5))
+    kept = own_store.client().get_object(Bucket=BUCKET, Key=object_key(repo.prefix, first_md5))
     assert kept["Body"].read() == pushed_before
     pushed = repo.dvc("push", aws=own_store.aws_env())
     assert pushed.returncode == 0, pushed.output
-    stored = own_store.client().get_object(Bucket=BUCKET, Key=object_key(repo, md5))
+    stored = own_store.client().get_object(Bucket=BUCKET, Key=object_key(repo.prefix, md5))
     assert stored["Body"].read() == data
 
 
@@ -257,8 +252,7 @@ def test_a_vanished_bucket_is_a_clear_error_until_the_store_makes_it_again(
 ):
     repo.write_csv()
     repo.commit_version(own_store.aws_env())
-    deleted = own_store.admin_shell(f"s3.bucket.delete -name {BUCKET}")
-    assert BUCKET not in own_store.admin_shell("s3.bucket.list"), deleted
+    own_store.delete_bucket()
 
     repo.write_csv('2024-01-03,"Moon",Craters,image')
     assert repo.dvc("add", "apod_data.csv").returncode == 0

@@ -648,3 +648,65 @@ def test_a_checkout_another_uid_owns(project: Project):
     run = project.run("r1")
     assert run.returncode == 0, run.stderr
     assert run.summary["committed"] is True
+
+
+# --- lineage ----------------------------------------------------------------------------
+
+
+def dvc_md5(project: Project, commit: str) -> str:
+    text = project.git("show", f"{commit}:data/apod_data.csv.dvc")
+    (md5,) = [line.split(":", 1)[1].strip() for line in text.splitlines() if "md5:" in line]
+    return md5
+
+
+def lineage(project: Project, day: str) -> Run:
+    return version(project.env, "lineage", "--date", day, "--csv", str(project.csv))
+
+
+def three_versions(project: Project) -> list[str]:
+    """Versions of 3, 5, then 5 changed rows; their commits, oldest first."""
+    commits = []
+    for run_id, rows, salt in (("manual__one", 3, ""), ("manual__two", 5, ""), ("sched", 5, "!")):
+        write_csv(project.csv, rows, salt)
+        run = project.run(run_id)
+        assert run.returncode == 0, run.stderr
+        commits.append(run.summary["commit"])
+    return commits
+
+
+def test_lineage_names_the_first_version_that_held_a_date(project: Project):
+    one, two, three = three_versions(project)
+    for day, commit, run_id in (
+        ("2024-01-02", one, "manual__one"),
+        ("2024-01-05", two, "manual__two"),  # changed again by `three`: still first in two
+    ):
+        run = lineage(project, day)
+        assert run.returncode == 0, run.stderr
+        summary = run.summary
+        assert summary["commit"] == commit
+        assert summary["md5"] == dvc_md5(project, commit)
+        assert summary["run_id"] == run_id
+        assert summary["committed_at"] == project.git("show", "-s", "--format=%cI", commit).strip()
+        assert summary["versions"] == 3
+        assert summary["latest_commit"] == three == project.head()
+        assert summary["latest_md5"] == dvc_md5(project, three)
+
+    missing = lineage(project, "2024-01-09")
+    assert missing.returncode == 3
+    assert "2024-01-09 is in no committed version" in missing.summary["reason"]
+    assert lineage(project, "2024-02-30").returncode == 2
+    assert project.head() == three  # read-only
+
+
+def test_lineage_reads_a_version_the_cache_lacks_from_the_remote(project: Project):
+    _, two, _ = three_versions(project)
+    shutil.rmtree(project.repo / ".dvc" / "cache")
+    run = lineage(project, "2024-01-04")
+    assert run.returncode == 0, run.stderr
+    assert run.summary["commit"] == two
+    assert "not in the DVC cache" in run.stderr
+    shutil.rmtree(project.remote)
+    project.remote.mkdir()
+    gone = lineage(project, "2024-01-04")
+    assert gone.returncode == 5, gone.stderr
+    assert "neither in the DVC cache nor on the remote" in gone.summary["reason"]

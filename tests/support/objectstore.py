@@ -18,8 +18,13 @@ import pytest
 from support.services import docker, image, require_images
 
 BUCKET = "apod-dvc"
-PREFIX = "hs3"
+PREFIX = "apod-test-s3"
 SECRETS_MOUNT = "/run/secrets/objectstore"
+
+
+def object_key(prefix: str, md5: str) -> str:
+    """Where DVC 3 keeps a file in a cloud remote: content-addressed by its md5."""
+    return f"{prefix}/files/md5/{md5[:2]}/{md5[2:]}"
 
 
 def new_keys() -> tuple[str, str]:
@@ -58,6 +63,10 @@ class ObjectStore:
             **overrides,
         }
 
+    def remote_env(self, prefix: str, **overrides: str) -> dict[str, str]:
+        """What the version step needs to push under `prefix` of the bucket."""
+        return self.aws_env(APOD_DVC_REMOTE=f"s3://{self.bucket}/{prefix}", **overrides)
+
     def client(self, access_key: str | None = None, secret_key: str | None = None):
         """A signed S3 client (botocore, which dvc-s3 brings), one attempt per call."""
         import botocore.session
@@ -93,6 +102,12 @@ class ObjectStore:
             check=False,
         )
         return result.stdout + result.stderr
+
+    def delete_bucket(self) -> None:
+        """The bucket gone, objects and all, as an operator's mistake would leave it."""
+        self.admin_shell(f"s3.bucket.delete -name {self.bucket}")
+        listed = self.admin_shell("s3.bucket.list")
+        assert self.bucket not in listed, listed
 
     def health(self) -> str:
         return docker(
@@ -168,9 +183,10 @@ def host_endpoint(container: str) -> str:
 
 
 @contextlib.contextmanager
-def object_store(key_dir: Path, volume: str | None = None) -> Iterator[ObjectStore]:
+def object_store(key_dir: Path, volume: str | None = None, *extra: str) -> Iterator[ObjectStore]:
     """A running, healthy object store with fresh keys; removed (with its volume unless
-    one was given) when the block ends."""
+    one was given: a volume name or a host directory) when the block ends. `extra` are
+    more `docker run` options."""
     require_images("objectstore")
     access_key, secret_key = new_keys()
     write_key_files(key_dir, access_key, secret_key)
@@ -179,7 +195,7 @@ def object_store(key_dir: Path, volume: str | None = None) -> Iterator[ObjectSto
     own_volume = volume is None
     volume = volume or f"{PREFIX}-objectstore-data-{suffix}"
     try:
-        result = run_container(name, volume, key_dir)
+        result = run_container(name, volume, key_dir, *extra)
         if result.returncode != 0:
             pytest.fail(f"docker run {image('objectstore')} failed: {result.stderr}")
         store = ObjectStore(name, volume, host_endpoint(name), access_key, secret_key)

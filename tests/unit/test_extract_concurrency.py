@@ -309,6 +309,24 @@ def test_after_a_mere_hang_the_later_chunks_are_asked_whole_again(run_step, tmp_
     assert "up to whole chunks per request again" in result.err
 
 
+def test_a_hang_the_pace_does_not_explain_leaves_the_later_chunks_whole(run_step, tmp_path):
+    quarter = ("--start", "2024-01-01", "--end", "2024-03-31", "--concurrency", "1")
+    with latency_server(day_cost=0.002, gateway_timeout=1.0) as server:
+        faults(server, {}, {"hang": True})  # January answers quickly; February hangs
+        result = extract(run_step, server, tmp_path, *quarter)
+        ranges = asked(server)
+    assert result.code == 0, result.err
+    assert ranges == [
+        ("2024-01-01", "2024-01-31"),
+        ("2024-02-01", "2024-03-02"),
+        ("2024-02-01", "2024-02-16"),
+        ("2024-02-17", "2024-03-02"),
+        ("2024-03-03", "2024-03-31"),
+    ]
+    assert "a hang, not the length" in result.err
+    assert "up to whole chunks" not in result.err  # it never narrowed
+
+
 def test_a_client_time_out_splits_the_range_too(run_step, tmp_path):
     with latency_server() as server:
         faults(server, {"hang": True})

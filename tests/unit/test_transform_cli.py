@@ -60,6 +60,7 @@ def test_writes_staged_and_rejected_and_summarises(tmp_path, capsys):
         "rejected_file": str(rejected),
         "rows": 9,
         "rejected": 1,
+        "reject_reasons": {"unknown media_type": 1},
         "first_date": "2024-01-02",
         "last_date": "2024-01-10",
         "sha256": hashlib.sha256(staged.read_bytes()).hexdigest(),

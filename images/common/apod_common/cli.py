@@ -3,6 +3,7 @@ codes, and the redactor in front of all of it (logs, summary, reason), so that n
 has to guard its own output."""
 
 import argparse
+import datetime
 import json
 import logging
 import sys
@@ -20,6 +21,25 @@ def parser(step: str, description: str, epilog: str) -> argparse.ArgumentParser:
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+
+
+def add_lock_timeout(parser: argparse.ArgumentParser, default: float, waits_for: str) -> None:
+    """`--lock-timeout`: how long a step waits for the lock another run holds (locks.py)."""
+    parser.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=default,
+        metavar="SECONDS",
+        help=f"how long to wait for {waits_for} ({default:g})",
+    )
+
+
+def iso_date(text: str) -> str:
+    """argparse type for a day argument: YYYY-MM-DD, a real calendar day."""
+    try:
+        return datetime.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def emit_summary(summary: dict) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -23,6 +25,10 @@ from apod_extract.dates import Span
 from apod_extract.pool import Pool
 
 log = logging.getLogger("extract")
+
+# Answers whose time per day makes the pace: a median of this many, so that one slow
+# answer (a busy moment, a hang that did get through) does not move it.
+PACE_SAMPLES = 16
 
 
 @dataclass
@@ -44,18 +50,13 @@ class QuotaUsedUp(StepError):
 
 
 class Fetcher:
-    def __init__(
-        self,
-        client: ApodClient,
-        concurrency: int,
-        clock: Callable[[], float] = time.monotonic,
-    ):
+    def __init__(self, client: ApodClient, concurrency: int):
         self.client = client
         self.policy = client.policy
         self.pool = Pool(concurrency)
-        self.clock = clock
-        self.max_days = math.inf  # lowered when the gateway cuts a range
+        self.max_days = math.inf  # lowered when the gateway cuts a range for its length
         self.cut_after = math.inf  # the quickest cut seen: about the gateway's time limit
+        self._pace: deque[float] = deque(maxlen=PACE_SAMPLES)  # seconds per day, recent
         self.requests = 0  # sent, retries and split parts included
         self.most_in_flight = 0
         self._queue: list[Job] = []
@@ -77,7 +78,7 @@ class Fetcher:
         self._longest = max((pieces.days(job.span) for job in jobs), default=1)
         with ThreadPoolExecutor(self.pool.ceiling, thread_name_prefix="extract") as workers:
             while self._queue or self._running:
-                now = self.clock()
+                now = time.monotonic()
                 if self._failure is None:
                     self._launch(workers, now)
                 if not self._running:
@@ -153,7 +154,8 @@ class Fetcher:
             self._failure = self._failure or exc
             return
         self.pool.answered(page.remaining)
-        self._widen(job)
+        self._pace.append((time.monotonic() - job.sent_at) / pieces.days(job.span))
+        self._widen()
         try:
             done(job, page)
         except Exception as exc:  # noqa: BLE001 - a file not written: raised after the drain
@@ -162,13 +164,22 @@ class Fetcher:
         if page.remaining == 0 and (self._queue or self._running) and self._failure is None:
             self._failure = QuotaUsedUp()
 
-    def _widen(self, job: Job) -> None:
-        """Ask longer ranges again once answers show that twice the length would take
-        under half the time after which the gateway cut: one hang is not a slow service."""
-        days = pieces.days(job.span)
-        if days < self.max_days / 2:  # a short tail or a part cut smaller: no evidence
+    def _per_day(self) -> float | None:
+        """What a day of a range costs now, from the recent answers; None before any."""
+        return statistics.median(self._pace) if self._pace else None
+
+    def _explained_by_length(self, days: int) -> bool:
+        """Whether a cut of `days` days fits the pace: a range that should take well under
+        the cut's time was cut by a hang, not by its length."""
+        per_day = self._per_day()
+        return per_day is None or per_day * days >= self.cut_after / 2
+
+    def _widen(self) -> None:
+        """Ask longer ranges again once twice the length would take under half the time
+        after which the gateway cut."""
+        per_day = self._per_day()
+        if self.max_days == math.inf or per_day is None:
             return
-        per_day = (self.clock() - job.sent_at) / days
         if per_day * 2 * self.max_days < self.cut_after / 2:
             self.max_days = 2 * self.max_days if 2 * self.max_days < self._longest else math.inf
             log.info(
@@ -179,17 +190,20 @@ class Fetcher:
             )  # fmt: skip
 
     def _again(self, job: Job, exc: Retryable) -> None:
-        now = self.clock()
+        now = time.monotonic()
         start, end = job.span
         if exc.cut and pieces.days(job.span) > 1:
             self.cut_after = min(self.cut_after, now - job.sent_at)
             first, second = pieces.halves(job.span)
-            self.max_days = min(self.max_days, pieces.days(first))
+            if self._explained_by_length(pieces.days(job.span)):
+                self.max_days = min(self.max_days, pieces.days(first))
+                why = f"at most {self.max_days:g} day(s) per request from now on"
+            else:
+                why = f"a hang, not the length: answers take {self._per_day():.3f} s per day"
             self.pool.troubled()
             log.warning(
-                "%s..%s: %s; asking %s..%s and %s..%s instead (at most %d day(s) per request "
-                "from now on, at most %d in flight)",
-                start, end, exc, *first, *second, self.max_days, self.pool.width,
+                "%s..%s: %s; asking %s..%s and %s..%s instead (%s; at most %d in flight)",
+                start, end, exc, *first, *second, why, self.pool.width,
             )  # fmt: skip
             self._queue += [
                 Job(first, job.chunk, not_before=now),

@@ -4,8 +4,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from apod_common import layout, settings, staging
+from apod_common import exit_codes, layout, settings, staging
+from apod_common.errors import StepError
 from apod_load import database, dataset, grants, upsert
+from apod_load.provenance import row_provenance
 
 log = logging.getLogger("load")
 
@@ -57,4 +59,18 @@ def init_db(args: argparse.Namespace) -> dict:
     return {"database": str(target), **summary}
 
 
-COMMANDS = {"postgres": load_postgres, "csv": load_csv, "init-db": init_db}
+def provenance(args: argparse.Namespace) -> dict:
+    target = database.target_from_env()
+    with database.session(target, f"reading {args.table}") as conn:
+        found = row_provenance(conn, args.table, args.date)
+    if found is None:
+        raise StepError(f"{args.date} is not in {args.table}", exit_codes.BAD_INPUT)
+    return {"database": str(target), "table": str(args.table), "date": args.date, **found}
+
+
+COMMANDS = {
+    "postgres": load_postgres,
+    "csv": load_csv,
+    "init-db": init_db,
+    "provenance": provenance,
+}

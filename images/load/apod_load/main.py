@@ -13,7 +13,7 @@ DESCRIPTION = """\
 Load a staged APOD batch (/data/staging/<run>/apod.csv, written by transform) into its
 stores. `postgres` upserts it into a table in one transaction; `csv` merges it into the
 dataset CSV; `init-db` (run once, as the database admin) creates the table and a
-least-privileged loader role.
+least-privileged loader role; `provenance` prints where the row of a date came from.
 """
 
 DATABASE_ENV = """\
@@ -38,13 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     def batch_arguments(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--run-id", help="the run whose staged batch to load ($APOD_RUN_ID)")
         sub.add_argument("--data-dir", help="the shared data directory ($APOD_DATA_DIR, /data)")
-        sub.add_argument(
-            "--lock-timeout",
-            type=float,
-            default=600.0,
-            metavar="SECONDS",
-            help="how long to wait for a concurrent load of the same store (600)",
-        )
+        runner.add_lock_timeout(sub, 600.0, "a concurrent load of the same store")
 
     postgres = commands.add_parser(
         "postgres",
@@ -99,6 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
         type=parse_table,
         default=parse_table(DEFAULT_TABLE),
         help=f"schema.table the loader loads into ({DEFAULT_TABLE})",
+    )
+    provenance = commands.add_parser(
+        "provenance",
+        help="print where the table's row for a date came from (read-only)",
+        description="Print the provenance of the row for one date: the run that last\n"
+        "wrote its content (run_id), when it was extracted and when it was loaded.\n"
+        "Read-only: the loader role may run it.",
+        epilog=DATABASE_ENV + "\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    provenance.add_argument("--date", type=runner.iso_date, required=True, help="YYYY-MM-DD")
+    provenance.add_argument(
+        "--table",
+        type=parse_table,
+        default=parse_table(DEFAULT_TABLE),
+        help=f"schema.table to read ({DEFAULT_TABLE})",
     )
     return parser
 

@@ -10,6 +10,8 @@ from apod_transform.rawinput import read_raw
 
 log = logging.getLogger("transform")
 
+TOP_REASONS = 5
+
 
 def stage(data_dir: Path, run_id: str, max_reject_ratio: float) -> dict:
     raw = read_raw(data_dir, run_id)
@@ -37,6 +39,10 @@ def stage(data_dir: Path, run_id: str, max_reject_ratio: float) -> dict:
         "rejected_file": str(rejected_path),
         "rows": len(dates),
         "rejected": len(result.rejected),
+        # The most frequent reasons (the asset events show them without opening the file).
+        "reject_reasons": dict(
+            sorted(result.reason_counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REASONS]
+        ),
         "first_date": dates.iloc[0] if len(dates) else None,
         "last_date": dates.iloc[-1] if len(dates) else None,
         "sha256": sha256,

@@ -1,6 +1,8 @@
-"""The .dvc file `dvc add` writes: the md5 and size of the data it describes."""
+"""The .dvc file `dvc add` writes: the md5, size and path of the data it describes."""
 
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from ruamel.yaml import YAML
 
@@ -9,6 +11,11 @@ from ruamel.yaml import YAML
 class DvcOut:
     md5: str
     size: int
+    path: str = ""  # relative to the .dvc file's directory
+
+    @property
+    def is_directory(self) -> bool:
+        return self.md5.endswith(".dir")
 
 
 def parse_dvc_file(text: str) -> DvcOut:
@@ -21,4 +28,13 @@ def parse_dvc_file(text: str) -> DvcOut:
     md5 = out.get("md5")
     if not isinstance(md5, str) or not md5:
         raise ValueError("the .dvc file has no md5")
-    return DvcOut(md5=md5, size=int(out.get("size", 0)))
+    return DvcOut(md5=md5, size=int(out.get("size", 0)), path=str(out.get("path") or ""))
+
+
+def md5_of(path: Path) -> str:
+    """The md5 DVC 3 records for a file: of its bytes, as they are."""
+    digest = hashlib.md5()  # noqa: S324 - DVC's content address, not a security measure
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -5,7 +5,7 @@ so that `--help` and usage errors stay fast.
 """
 
 import argparse
-import os
+import sys
 
 from apod_common import cli as runner
 from apod_common import layout, settings
@@ -22,7 +22,12 @@ is configured. Unchanged data: no new commit, exit 99.
 EPILOG = """\
 environment:
   APOD_DVC_REMOTE      URL/path of the DVC remote for this repository (written to
-                       .dvc/config.local, never committed); required with --init-repo
+                       .dvc/config.local, never committed); required with --init-repo.
+                       s3://BUCKET/PREFIX (an S3-compatible store) or ssh://USER@HOST/PATH
+                       work too; a new repository commits only that URL, no endpoint
+  AWS_ENDPOINT_URL_S3  the S3 endpoint (e.g. http://objectstore:8333)
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (or their _FILE forms, or
+  AWS_SHARED_CREDENTIALS_FILE)   the S3 key; checked before anything is added
   APOD_GIT_REMOTE      git remote to push to (default: origin when it exists; "none": no push)
   APOD_INIT_REPO=1     same as --init-repo
   APOD_DATA_DIR        where the dataset lives (default /data)
@@ -31,7 +36,29 @@ environment:
                        (default "APOD pipeline" <apod-pipeline@localhost>)
 
 exit codes: 0 committed, 99 data unchanged, 2 bad arguments, 3 no CSV / not a repository,
-5 DVC remote or git remote unavailable or lock timeout (retry later), 1 unexpected.
+4 the object store refused the S3 credentials, 5 DVC remote or git remote unavailable or
+lock timeout (retry later), 1 unexpected.
+
+restore: `apod-version restore [--repo DIR] [--rev REV]` pulls the data of a clone of
+the data repository back from its DVC remote (see `apod-version restore --help`).
+
+lineage: `apod-version lineage --date YYYY-MM-DD` prints the first committed version of
+the CSV that held that date: commit, time, DVC md5, run (`apod-version lineage --help`).
+"""
+
+RESTORE_DESCRIPTION = """\
+Restore the data of a clone of the data repository: `dvc pull` every .dvc file committed
+at HEAD (or --rev) from the default DVC remote (or APOD_DVC_REMOTE), then check each file
+against the md5 its .dvc file holds.
+"""
+
+RESTORE_EPILOG = """\
+environment: APOD_DVC_REMOTE, AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+(or _FILE forms, or AWS_SHARED_CREDENTIALS_FILE), APOD_DATA_DIR: as for the step.
+
+exit codes: 0 restored, 2 bad arguments, 3 not a repository / no data version at that
+revision / unknown revision, 4 S3 credentials refused, 5 remote unavailable or lacking
+the data, 1 restored bytes differ from the md5 in git, or unexpected.
 """
 
 
@@ -53,19 +80,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="commit locally only: no dvc push, no git push (the next run pushes both)",
     )
+    runner.add_lock_timeout(parser, 300.0, "another version run on the same repository")
+    return parser
+
+
+def build_restore_parser() -> argparse.ArgumentParser:
+    parser = runner.parser("version restore", RESTORE_DESCRIPTION, RESTORE_EPILOG)
     parser.add_argument(
-        "--lock-timeout",
-        type=float,
-        default=300.0,
-        metavar="SECONDS",
-        help="how long to wait for another version run on the same repository (300)",
+        "--repo", help="the clone of the data repository (default: $APOD_DATA_DIR, /data)"
     )
+    parser.add_argument("--rev", help="check out this commit, tag or branch first (detached)")
+    runner.add_lock_timeout(parser, 300.0, "a version run on the same repository")
     return parser
 
 
 def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["restore"]:
+        return restore_main(argv[1:])
+    if argv[:1] == ["lineage"]:
+        from apod_version import lineage
+
+        return lineage.main(argv[1:])
     args = build_parser().parse_args(argv)
 
+    from apod_version import s3
     from apod_version.versioning import Options, run
 
     init = args.init_repo
@@ -82,9 +121,26 @@ def main(argv: list[str] | None = None) -> dict:
         # the redactor's URL rule, and kept out of committed config (remote.strip_userinfo).
         dvc_remote=settings.env_or_file("APOD_DVC_REMOTE"),
         git_remote=settings.env("APOD_GIT_REMOTE"),
-        environ=dict(os.environ),
+        environ=s3.credentials_environment(),
     )
     return run(options)
+
+
+def restore_main(argv: list[str]) -> dict:
+    args = build_restore_parser().parse_args(argv)
+
+    from apod_version import s3
+    from apod_version.restore import RestoreOptions, restore
+
+    return restore(
+        RestoreOptions(
+            repo=absolute(args.repo or settings.data_dir()),
+            rev=args.rev,
+            dvc_remote=settings.env_or_file("APOD_DVC_REMOTE"),
+            lock_timeout=args.lock_timeout,
+            environ=s3.credentials_environment(),
+        )
+    )
 
 
 def cli() -> None:

@@ -1,6 +1,7 @@
 """The commit message of a data version: subject names the run, body the data."""
 
 import csv
+import re
 from pathlib import Path
 
 from apod_common import exit_codes
@@ -25,6 +26,12 @@ def commit_message(run_id: str, csv_name: str, md5: str, size: int, rows: int) -
         f"size: {size}\n"
         f"rows: {rows}\n"
     )
+
+
+def run_of_subject(subject: str) -> str | None:
+    """The run a data commit's subject names (commit_message's first line), or None."""
+    match = re.fullmatch(r"data: update .+ \(run (?P<run>.*)\)", subject.strip())
+    return match.group("run") if match else None
 
 
 def count_rows(path: Path) -> int:

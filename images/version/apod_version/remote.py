@@ -7,17 +7,24 @@ never appears on a child's command line (it may carry a user and a token).
 import logging
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dvc.config import Config, ConfigError
 
-from apod_common import exit_codes
+from apod_common import exit_codes, redaction
 from apod_common.errors import StepError
+from apod_version import s3
 
 log = logging.getLogger("version")
 
 DEFAULT_REMOTE_NAME = "local"
+# The name a remote elsewhere (an object store, an SSH server) gets, so that no log line
+# calls an s3:// URL "local".
+STORE_REMOTE_NAME = "store"
+# Options of a remote's config section that are secrets, whichever kind of remote.
+SECRET_OPTIONS = ("password", "passphrase", "secret_access_key", "session_token", "token")
 # Set by the image: where the DVC remote volume is mounted. A local remote there (or
 # below) must be a mounted volume, never the image's own directory.
 REMOTE_VOLUME_ENV = "APOD_DVC_REMOTE_VOLUME"
@@ -27,10 +34,15 @@ REMOTE_VOLUME_ENV = "APOD_DVC_REMOTE_VOLUME"
 class Remote:
     name: str
     url: str
+    options: dict[str, str] = field(default_factory=dict)  # the rest of its config section
 
 
 def is_local(url: str) -> bool:
     return "://" not in url or url.startswith("file://")
+
+
+def name_for(url: str) -> str:
+    return DEFAULT_REMOTE_NAME if is_local(url) else STORE_REMOTE_NAME
 
 
 def local_path(url: str) -> str:
@@ -64,7 +76,9 @@ def default_remote(dvc_root: Path) -> Remote | None:
             f"the default DVC remote {name!r} has no url in {dvc_root / '.dvc'}",
             exit_codes.BAD_INPUT,
         )
-    return Remote(name=name, url=str(section["url"]))
+    options = {key: str(value) for key, value in section.items() if key != "url"}
+    redaction.remember(*(options.get(key) for key in SECRET_OPTIONS))
+    return Remote(name=name, url=str(section["url"]), options=options)
 
 
 def normalise(url: str) -> str:
@@ -73,12 +87,15 @@ def normalise(url: str) -> str:
 
 
 def override(dvc_root: Path, url: str) -> None:
-    """Point the default remote at `url` in .dvc/config.local (never committed)."""
+    """Point the default remote at `url` in .dvc/config.local (never committed): the
+    default remote's URL when both are local paths or both elsewhere, else a remote named
+    for the kind of `url` (`local` or `store`), made the default there."""
     url = normalise(url)
     current = default_remote(dvc_root)
-    name = current.name if current else DEFAULT_REMOTE_NAME
     if current and normalise(current.url) == url:
         return
+    same_kind = current is not None and is_local(current.url) == is_local(url)
+    name = current.name if same_kind else name_for(url)
     try:
         with _config(dvc_root).edit("local") as local:
             local["core"]["remote"] = name
@@ -93,16 +110,37 @@ def configure_new_repo(dvc_root: Path, url: str) -> None:
     with _config(dvc_root).edit("repo") as repo:
         repo["core"]["autostage"] = "false"
         repo["core"]["analytics"] = "false"
-        repo["core"]["remote"] = DEFAULT_REMOTE_NAME
-        repo["remote"][DEFAULT_REMOTE_NAME] = {"url": strip_userinfo(url)}
+        repo["core"]["remote"] = name_for(url)
+        # s3://bucket/prefix: the endpoint and the key stay in the environment.
+        repo["remote"][name_for(url)] = {"url": strip_userinfo(url)}
         # Group-writable cache, as the git side: pods of another uid in group 0 can follow.
         repo["cache"]["shared"] = "group"
 
 
-def check_reachable(remote: Remote) -> None:
-    """A local remote must exist already: a missing directory is usually a volume that
-    is not mounted, and pushing into the container's own filesystem would lose the data
-    while git points at it."""
+def resolve(dvc_root: Path, url: str | None, environ: Mapping[str, str]) -> Remote:
+    """The remote a run talks to: the default one, pointed at `url` (APOD_DVC_REMOTE)
+    when given, checked before anything is added, committed or checked out."""
+    if url:
+        override(dvc_root, url)
+    target = default_remote(dvc_root)
+    if target is None:
+        raise StepError(
+            f"no default DVC remote in {dvc_root / '.dvc'}: set APOD_DVC_REMOTE or run "
+            "`dvc remote add -d NAME URL`",
+            exit_codes.BAD_INPUT,
+        )
+    check_reachable(target, environ)
+    return target
+
+
+def check_reachable(remote: Remote, environ: Mapping[str, str]) -> None:
+    """Before anything is added or committed. An S3 remote must answer, know the key and
+    have its bucket (apod_version.s3). A local remote must exist already: a missing
+    directory is usually a volume that is not mounted, and pushing into the container's
+    own filesystem would lose the data while git points at it."""
+    if s3.is_s3(remote.url):
+        s3.check_reachable(remote.name, remote.url, remote.options, environ)
+        return
     if not is_local(remote.url):
         return
     path = local_path(remote.url)

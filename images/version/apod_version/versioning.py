@@ -81,20 +81,6 @@ def dvc_push(tools: Tools, dvc_file: Path, target: remote.Remote) -> None:
     log.info("data in DVC remote %r (%s)", target.name, target.url)
 
 
-def push_target(dvc_root: Path, override: str | None) -> remote.Remote:
-    if override:
-        remote.override(dvc_root, override)
-    target = remote.default_remote(dvc_root)
-    if target is None:
-        raise StepError(
-            f"no default DVC remote in {dvc_root / '.dvc'}: set APOD_DVC_REMOTE or run "
-            "`dvc remote add -d NAME URL`",
-            exit_codes.BAD_INPUT,
-        )
-    remote.check_reachable(target)
-    return target
-
-
 def run(options: Options) -> dict:
     repo, dvc_root = locate(options)
     csv = options.csv
@@ -108,7 +94,7 @@ def run(options: Options) -> dict:
         target = None
         if options.push:
             git_remote = gitops.push_remote(tools, options.git_remote)
-            target = push_target(dvc_root, options.dvc_remote)
+            target = remote.resolve(dvc_root, options.dvc_remote, tools.env)
         elif options.dvc_remote:
             remote.override(dvc_root, options.dvc_remote)
 

@@ -1,0 +1,127 @@
+"""`make bench`: measure the pipeline and write docs/BENCHMARKS.md and BENCHMARKS.json.
+
+Every figure, note and verdict comes from this run, on this machine (apod_tools.bench_*
+measure, apod_tools.bench_report compares with the targets and writes). Not part of the
+test suite.
+
+    scripts/bench.py [--sections images,archive,latency,postgres,compose] [--out DIR]
+    scripts/bench.py compare OLD.json NEW.json
+
+Needs: a Docker engine, the built images (make images), the APOD archive
+(APOD_ARCHIVE_DIR) and a Postgres with default durability (make bench starts one;
+its settings are read back with SHOW and reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+for sub in ("images/common", "images/load", "images/extract", "dags", "scripts"):
+    sys.path.insert(0, str(REPO / sub))
+
+from apod_tools import bench_report  # noqa: E402
+from apod_tools.bench_report import Report  # noqa: E402
+from apod_tools.docker import docker  # noqa: E402
+
+SECTIONS = ("images", "archive", "latency", "postgres", "compose")
+
+
+def bench_images(report: Report) -> None:
+    """Every image build-images.sh builds: its size, and how long a step image takes to
+    start and answer --help (what every task pays before it works)."""
+    print("images", flush=True)
+    listing = subprocess.run(
+        [str(REPO / "scripts" / "build-images.sh"), "--tags"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split("\n")  # fmt: skip
+    for name, tag in (line.split() for line in listing if line.strip()):
+        inspect = docker("image", "inspect", "-f", "{{.Size}}", tag, check=False)
+        if inspect.returncode != 0:
+            report.add("images", f"{tag} size", None, note="not built")
+            continue
+        report.add("images", f"{tag} size", int(inspect.stdout) / 1e6, "MB", digits=0)
+        if name in ("extract", "transform", "load", "version", "testserver"):
+            times = []
+            for _ in range(5):
+                start = time.perf_counter()
+                docker("run", "--rm", tag, "--help")
+                times.append(time.perf_counter() - start)
+            report.add("images", f"{tag} `--help`, median of 5", statistics.median(times), "s")
+
+
+def measure(report: Report, section: str, scratch: Path) -> None:
+    if section == "images":
+        bench_images(report)
+        return
+    if section == "postgres":
+        from apod_tools.bench_postgres import bench_postgres
+
+        bench_postgres(report, scratch)
+        return
+    from apod_tools.bench_pipeline import archive_dir, bench_archive, bench_latency
+
+    archive = archive_dir()
+    if archive is None:
+        raise RuntimeError("APOD_ARCHIVE_DIR is not an archive directory")
+    report.facts.setdefault("APOD archive", str(archive))
+    if section == "archive":
+        bench_archive(report, archive)
+    elif section == "latency":
+        bench_latency(report, archive)
+    else:
+        from apod_tools.bench_compose import bench_compose
+
+        bench_compose(report, archive, scratch)
+
+
+def run(sections: list[str], out: Path) -> int:
+    """Each section in turn; one that fails is reported as failed and the others still
+    run, so a long bench is not lost to one error. Exit 1 when any failed."""
+    report = Report("bench")
+    failed = []
+    with tempfile.TemporaryDirectory(prefix="apod-bench-") as tmp:
+        for section in sections:
+            try:
+                measure(report, section, Path(tmp))
+            except Exception as exc:  # noqa: BLE001 - reported in the table, and exit 1
+                failed.append(section)
+                report.add(section, f"{section}: failed", f"{type(exc).__name__}: {exc}"[:300])
+    json_path, markdown_path = bench_report.write(report, out)
+    print(f"\nwritten: {markdown_path}, {json_path} ({len(report.figures)} figures)")
+    missed = [f.name for f in report.figures if f.verdict == "missed"]
+    print(f"targets missed: {', '.join(missed) if missed else 'none'}")
+    if failed:
+        print(f"sections failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["compare"]:
+        parser = argparse.ArgumentParser(prog="bench.py compare")
+        parser.add_argument("old", type=Path)
+        parser.add_argument("new", type=Path)
+        args = parser.parse_args(argv[1:])
+        print(bench_report.compare(args.old, args.new))
+        return 0
+    parser = argparse.ArgumentParser(prog="bench.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help="comma-separated, of: " + ", ".join(SECTIONS))  # fmt: skip
+    parser.add_argument("--out", type=Path, default=bench_report.DOCS,
+                        help="where BENCHMARKS.md/.json go (default docs/)")  # fmt: skip
+    args = parser.parse_args(argv)
+    sections = [s for s in args.sections.split(",") if s]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    return run(sections, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
