@@ -7,7 +7,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 export VERSION
 
-.PHONY: help venv lock images base steps test test-fast lint format bench clean
+.PHONY: help venv lock images base steps lineage test test-fast lint format bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -43,6 +43,10 @@ steps: ## Run the four steps by hand with docker run: make steps START=YYYY-MM-D
 	@test -n "$(START)" || { echo "usage: make steps START=YYYY-MM-DD [END=YYYY-MM-DD]" >&2; exit 2; }
 	@python3 scripts/run-steps.py "$(START)" "$(or $(END),$(START))"
 
+lineage: ## Where a loaded date came from (run, load time, DVC md5, commit): make lineage DATE=YYYY-MM-DD [ON=compose]
+	@test -n "$(DATE)" || { echo "usage: make lineage DATE=YYYY-MM-DD [ON=compose]" >&2; exit 2; }
+	@python3 scripts/lineage.py "$(DATE)" $(if $(filter compose,$(ON)),--compose)
+
 test: venv ## Run every test tier, installing and starting what is missing
 	@scripts/test.sh $(PYTEST_ARGS)
 
@@ -57,7 +61,7 @@ format: venv ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: venv images ## Measure: full-archive backfill, Postgres load three ways, images; writes docs/BENCHMARKS.md
+bench: venv images ## Measure (archive, latency model, Postgres load, images, own compose stack); writes docs/BENCHMARKS.md/.json
 	@env_file=$$(APOD_TEST_PG_DIR=$(CURDIR)/.cache/bench-postgres APOD_TEST_PG_PORT=55433 \
 	    APOD_TEST_PG_DURABLE=1 scripts/ensure-test-postgres.sh) && \
 	  archive=$${APOD_ARCHIVE_DIR:-$(abspath ../shared/apod-archive/ellanan-apod-api/api/_data/years)} && \

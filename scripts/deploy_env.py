@@ -21,6 +21,7 @@ import base64
 import os
 import re
 import secrets
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -119,6 +120,46 @@ def set_value(path: Path, name: str, new: str) -> None:
     if name in GENERATED:
         raise ValueError(f"{name} is a secret: edit {path} instead")
     _write_private(path, _with_value(path.read_text(encoding="utf-8").splitlines(), name, new))
+
+
+# Environment variables that would point the compose scripts at another stack than the
+# one their env file names (they prefer the environment's values to the file's).
+STEERING_PREFIXES = ("APOD_", "COMPOSE_", "AIRFLOW_", "DOCKER_GID")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def new_stack(path: Path, prefix: str, **settings: str) -> dict[str, str]:
+    """Write the env file of a compose stack beside any other (docker-compose.yml's
+    parameters: its own project, network, volumes and free loopback ports, profile
+    offline), plus `settings`; scripts/compose-env.sh adds the secrets."""
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    values = {
+        "APOD_COMPOSE_PROJECT": name,
+        "APOD_DOCKER_NETWORK": f"{name}-net",
+        "APOD_PGDATA_VOLUME": f"{name}-pgdata",
+        "APOD_DATA_VOLUME": f"{name}-data",
+        "APOD_DVC_VOLUME": f"{name}-dvc-remote",
+        "APOD_UI_PORT": str(free_port()),
+        "APOD_PG_PORT": str(free_port()),
+        "COMPOSE_PROFILES": "offline",
+        **settings,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write("".join(f"{key}={value}\n" for key, value in values.items()))
+    return values
+
+
+def stack_environ(env_file: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment for scripts/compose-*.sh that names the stack of env_file only."""
+    environ = dict(os.environ if environ is None else environ)
+    kept = {k: v for k, v in environ.items() if not k.startswith(STEERING_PREFIXES)}
+    return {**kept, "APOD_ENV_FILE": str(env_file)}
 
 
 def main(argv: list[str]) -> int:

@@ -164,7 +164,9 @@ def check_docker(host: DockerHost | Finding) -> Finding:
     return Finding(OK, "docker", f"engine {host.version} answers")
 
 
-def check_room(host: DockerHost | Finding, config: Mapping[str, str], cluster: str) -> list[Finding]:
+def check_room(
+    host: DockerHost | Finding, config: Mapping[str, str], cluster: str
+) -> list[Finding]:
     """The node the stack needs against what Docker has (and, for minikube, what it asks)."""
     if isinstance(host, Finding):
         return []
@@ -406,9 +408,7 @@ def diagnose(cluster: str, config: Mapping[str, str]) -> list[Finding]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="k8s_doctor.py", description=__doc__.split("\n\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="k8s_doctor.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("cluster", nargs="?", choices=sorted(CLUSTERS), help="default: both")
     args = parser.parse_args(argv)
     try:

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "dags"), str(REPO / "scripts")]
 
 import deploy_env  # noqa: E402
+
 from apod_pipeline.by_hand import Placement, container  # noqa: E402
 from apod_pipeline.settings import Settings  # noqa: E402
 from apod_pipeline.steps import DATA, DATA_CSV, DATABASE_URL, DVC_REMOTE, Volume  # noqa: E402

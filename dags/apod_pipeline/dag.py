@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
@@ -58,18 +58,27 @@ def outlets(step: Step) -> list[Asset]:
     return [asset(output) for output in step.outputs]
 
 
-def attach_figures(
-    context: Context, task_id: str, outputs: Iterable[Output], summary: str | None
-) -> None:
-    """Give each output's asset event its figures: from this task's summary and from the
-    XComs (summaries) of the upstream steps the output names. Both renderers call this
-    once their step has succeeded."""
+def event_extras(
+    task_id: str, outputs: Iterable[Output], summary: str | None, pull: Callable[[str], Any]
+) -> dict[Output, dict[str, Any]]:
+    """Each output's event extra: from this task's summary and from the summaries (XComs,
+    got by `pull(task_id)`) of the upstream steps the output names."""
     outputs = tuple(outputs)
     summaries = {task_id: parse_summary(summary)}
     for source in {s for output in outputs for s in sources(output)} - set(summaries):
-        summaries[source] = parse_summary(context["ti"].xcom_pull(task_ids=source))
-    for output in outputs:
-        context["outlet_events"][asset(output)].extra = event_extra(output, summaries)
+        summaries[source] = parse_summary(pull(source))
+    return {output: event_extra(output, summaries) for output in outputs}
+
+
+def attach_figures(
+    context: Context, task_id: str, outputs: Iterable[Output], summary: str | None
+) -> None:
+    """Both renderers, once their step has succeeded: the figures onto the asset events."""
+    extras = event_extras(
+        task_id, outputs, summary, lambda source: context["ti"].xcom_pull(task_ids=source)
+    )
+    for output, extra in extras.items():
+        context["outlet_events"][asset(output)].extra = extra
 
 
 def params() -> dict[str, Param]:

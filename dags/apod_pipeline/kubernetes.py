@@ -125,15 +125,20 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
 def pod_summary(client: CoreV1Api, pod: k8s.V1Pod, container: str) -> str | None:
     """The step's JSON summary from the tail of a finished pod's log."""
     try:
-        text = client.read_namespaced_pod_log(
+        # Raw bytes: with the client's own decoding the log comes back as the repr of
+        # a bytes object ("b'...'"), escapes and all.
+        response = client.read_namespaced_pod_log(
             name=pod.metadata.name,
             namespace=pod.metadata.namespace,
             container=container,
             tail_lines=SUMMARY_TAIL_LINES,
+            _preload_content=False,
         )
+        text = response.data.decode("utf-8", errors="replace")
     except (ApiException, HTTPError) as exc:
         # The data is written; a missing figure must not fail (and re-run) the step.
-        log.warning("no summary from pod %s's log: %s", pod.metadata.name, exc)
+        reason = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else str(exc)
+        log.warning("no summary from pod %s's log: %s", pod.metadata.name, reason)
         return None
     return summary_line(text)
 

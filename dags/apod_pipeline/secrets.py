@@ -60,6 +60,10 @@ def resolve(ref: SecretEnv) -> str:
             )
             return ref.fallback
         raise AirflowFailException(f"Airflow connection {ref.connection!r} has no password")
+    if ref.kind == "login":
+        if conn.login:
+            return conn.login
+        raise AirflowFailException(f"Airflow connection {ref.connection!r} has no login")
     if ref.kind == "postgres_uri":
         uri = postgres_uri(
             host=conn.host,

@@ -46,6 +46,11 @@ class Settings:
     k8s_namespace: str = "apod"
     # Chunks extract fetches at once (`--concurrency`); None: extract's own default.
     extract_concurrency: int | None = None
+    # Where version pushes the data: the DVC remote volume's path (DVC_REMOTE in steps),
+    # or a URL: s3://apod-dvc/apod, the stack's object store (compose and Kubernetes).
+    dvc_remote: str = "/dvc-remote"
+    # The S3 endpoint of an s3:// dvc_remote, as the step containers reach it.
+    s3_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -83,6 +88,8 @@ ENV_NAMES = {
     "dvc_volume": "APOD_DVC_VOLUME",
     "k8s_namespace": "APOD_K8S_NAMESPACE",
     "extract_concurrency": "APOD_EXTRACT_CONCURRENCY",
+    "dvc_remote": "APOD_DVC_REMOTE",
+    "s3_endpoint": "APOD_S3_ENDPOINT",
 }
 # Settings that are not strings: (variable, text) -> value, or ValueError naming the variable.
 PARSERS: dict[str, Callable[[str, str], object]] = {"extract_concurrency": _positive_int}

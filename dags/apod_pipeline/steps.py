@@ -116,7 +116,7 @@ class SecretEnv:
 
     env: str
     connection: str
-    kind: str  # "password": the connection's password; "postgres_uri": a URI built from it
+    kind: str  # "password"/"login": the connection's; "postgres_uri": a URI built from it
     secret_key: str
     fallback: str | None = None  # used when the connection does not exist
     alternatives: tuple[str, ...] = ()  # what the step reads when `env` is not set
@@ -145,6 +145,30 @@ DATABASE_URL = SecretEnv(
         "PGSSLMODE",
     ),
 )
+
+# The object store's key, for version when its remote is s3:// (dvc-s3 reads these names).
+S3_ACCESS_KEY_ID = SecretEnv(
+    env="AWS_ACCESS_KEY_ID",
+    connection="apod_objectstore",
+    kind="login",
+    secret_key="s3-access-key-id",  # noqa: S106 - a key name in the Secret
+    # By hand: dvc-s3's other standard inputs, passed on by name when set.
+    alternatives=(
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL",
+        "AWS_DEFAULT_REGION",
+    ),
+)
+S3_SECRET_ACCESS_KEY = SecretEnv(
+    env="AWS_SECRET_ACCESS_KEY",
+    connection="apod_objectstore",
+    kind="password",
+    secret_key="s3-secret-access-key",  # noqa: S106 - a key name in the Secret
+)
+OBJECT_STORE_SECRETS = (S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY)
 
 
 @dataclass(frozen=True)
@@ -256,11 +280,11 @@ def steps(settings: Settings, checkout: Checkout | None = None) -> tuple[Step, .
             resources=MEDIUM,
             doc="Merge the staged batch into /data/apod_data.csv.",
         ),
-        version_step(checkout),
+        version_step(checkout, settings),
     )
 
 
-def version_step(checkout: Checkout | None) -> Step:
+def version_step(checkout: Checkout | None, settings: Settings | None = None) -> Step:
     common = {
         "task_id": "version",
         "image": "version",
@@ -273,11 +297,22 @@ def version_step(checkout: Checkout | None) -> Step:
     }
     if checkout is None:
         # The data volume is the data repository (git + DVC), made one by the first run.
+        remote = settings.dvc_remote if settings else DVC_REMOTE.path
+        environment = {"APOD_DVC_REMOTE": remote}
+        secrets: tuple[SecretEnv, ...] = ()
+        volumes = (DATA, DVC_REMOTE)
+        if "://" in remote and not remote.startswith("file://"):
+            volumes = (DATA,)  # the remote is elsewhere: no DVC remote volume
+        if remote.startswith("s3://"):
+            secrets = OBJECT_STORE_SECRETS
+            if settings and settings.s3_endpoint:
+                environment["AWS_ENDPOINT_URL_S3"] = settings.s3_endpoint
         return Step(
             **common,
             arguments=("--run-id", RUN_ID, "--init-repo"),
-            environment={"APOD_DVC_REMOTE": DVC_REMOTE.path},
-            volumes=(DATA, DVC_REMOTE),
+            environment=environment,
+            secrets=secrets,
+            volumes=volumes,
         )
     environment = {"APOD_GIT_REMOTE": checkout.git_remote}
     if checkout.dvc_remote:
@@ -286,5 +321,7 @@ def version_step(checkout: Checkout | None) -> Step:
         **common,
         arguments=("--run-id", RUN_ID, "--csv", f"{checkout.data_dir}/{DATA_CSV}"),
         environment=environment,
+        # By hand they pass only when set in the caller's environment (an s3:// remote).
+        secrets=OBJECT_STORE_SECRETS,
         volumes=checkout.volumes,
     )

@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import secrets
-import socket
 import statistics
 import subprocess
 import time
@@ -24,34 +22,6 @@ from apod_tools.project import REPO
 SECTION = "compose (a stack of the bench's own)"
 DAG_ID = "apod_etl"
 RUNS_AFTER_FIRST = int(os.environ.get("APOD_BENCH_COMPOSE_RUNS", "5"))
-# Variables that would point the compose scripts at another stack than the bench's.
-_STEERING = ("APOD_", "COMPOSE_", "AIRFLOW_", "DOCKER_GID")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stack_env_file(path: Path, fixtures: Path) -> dict[str, str]:
-    """The settings of a new stack beside any other; compose-env.sh adds the secrets."""
-    name = f"apod-bench-{secrets.token_hex(3)}"
-    settings = {
-        "APOD_COMPOSE_PROJECT": name,
-        "APOD_DOCKER_NETWORK": f"{name}-net",
-        "APOD_PGDATA_VOLUME": f"{name}-pgdata",
-        "APOD_DATA_VOLUME": f"{name}-data",
-        "APOD_DVC_VOLUME": f"{name}-dvc-remote",
-        "APOD_UI_PORT": str(free_port()),
-        "APOD_PG_PORT": str(free_port()),
-        "APOD_FIXTURES_DIR": str(fixtures),
-        "COMPOSE_PROFILES": "offline",
-    }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("".join(f"{key}={value}\n" for key, value in settings.items()))
-    return settings
 
 
 class Stack:
@@ -59,11 +29,10 @@ class Stack:
         self.env_file = env_file
 
     def script(self, name: str, *args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_STEERING)}
         return subprocess.run(
             [str(REPO / "scripts" / name), *args],
             cwd=REPO,
-            env={**env, "APOD_ENV_FILE": str(self.env_file)},
+            env=deploy_env.stack_environ(self.env_file),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -76,12 +45,11 @@ class Stack:
         return airflow_api.Airflow(url, "admin", env["AIRFLOW_ADMIN_PASSWORD"])
 
     def loaded_dates(self) -> set[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_STEERING)}
         query = "SELECT coalesce(json_agg(date::text), '[]') FROM apod.apod_entries"
         result = subprocess.run(
             ["bash", "-c", '. scripts/compose-lib.sh && compose "$@"', "compose", "exec", "-T",
              "postgres", "psql", "-U", "postgres", "-d", "apod", "-Atc", query],
-            cwd=REPO, env={**env, "APOD_ENV_FILE": str(self.env_file)},
+            cwd=REPO, env=deploy_env.stack_environ(self.env_file),
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         # No table yet before the first run: nothing is loaded.
@@ -116,7 +84,7 @@ def timed_run(stack: Stack, day: str) -> dict:
 
 def bench_compose(report: Report, archive: Path, scratch: Path) -> None:
     env_file = scratch / "bench-stack.env"
-    settings = stack_env_file(env_file, archive)
+    settings = deploy_env.new_stack(env_file, "apod-bench", APOD_FIXTURES_DIR=str(archive))
     stack = Stack(env_file)
     print(f"compose: stack {settings['APOD_COMPOSE_PROJECT']} (its own; removed after)", flush=True)
     try:

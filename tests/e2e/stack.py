@@ -5,9 +5,6 @@ so a stack the user started is never reused, changed or stopped."""
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -23,33 +20,11 @@ import deploy_env
 DEMO_DATE = "2024-01-15"
 DAG_ID = "apod_etl"
 UP_TIMEOUT = 1800
-# Variables that would steer a compose script at another stack than the one in the env
-# file: the scripts prefer the environment's values to the file's.
-_STEERING = ("APOD_", "COMPOSE_", "AIRFLOW_", "DOCKER_GID")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def new_env_file(path: Path) -> Path:
     """The settings of a fresh stack; scripts/compose-env.sh adds the secrets."""
-    name = f"apod-e2e-{secrets.token_hex(3)}"
-    settings = {
-        "APOD_COMPOSE_PROJECT": name,
-        "APOD_DOCKER_NETWORK": f"{name}-net",
-        "APOD_PGDATA_VOLUME": f"{name}-pgdata",
-        "APOD_DATA_VOLUME": f"{name}-data",
-        "APOD_DVC_VOLUME": f"{name}-dvc-remote",
-        "APOD_UI_PORT": str(free_port()),
-        "APOD_PG_PORT": str(free_port()),
-        "COMPOSE_PROFILES": "offline",
-    }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("".join(f"{key}={value}\n" for key, value in settings.items()))
+    deploy_env.new_stack(path, "apod-e2e")
     return path
 
 
@@ -82,8 +57,7 @@ class Stack:
 
     def script_env(self) -> dict[str, str]:
         """The tests' environment, pointed at this stack's env file and nothing else."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(_STEERING)}
-        return {**env, "APOD_ENV_FILE": str(self.env_file)}
+        return deploy_env.stack_environ(self.env_file)
 
     def _run(self, argv: list[str], timeout: int, check: bool) -> subprocess.CompletedProcess:
         return subprocess.run(

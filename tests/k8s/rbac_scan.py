@@ -132,9 +132,7 @@ def classes(source: str) -> dict[str, ast.ClassDef]:
 
 
 def methods(cls: ast.ClassDef) -> dict[str, ast.AST]:
-    return {
-        n.name: n for n in cls.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
-    }
+    return {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
 
 
 def module_functions(source: str) -> dict[str, ast.AST]:

@@ -43,12 +43,16 @@ KIND_GLOBAL = flags("--verbosity", "--quiet --help", v="--verbosity", q="--quiet
 KIND: dict[tuple[str, ...], Flags] = {
     ("version",): flags(),
     ("get", "clusters"): flags(),
-    ("create", "cluster"): flags("--name --config --image --wait --kubeconfig", "--retain", n="--name"),
+    ("create", "cluster"): flags(
+        "--name --config --image --wait --kubeconfig", "--retain", n="--name"
+    ),
     ("delete", "cluster"): flags("--name --kubeconfig", "", n="--name"),
     ("load", "docker-image"): flags("--name --nodes", "", n="--name"),
 }
 
-MINIKUBE_GLOBAL = flags("--profile --user --v", "--help --alsologtostderr", p="--profile", h="--help")
+MINIKUBE_GLOBAL = flags(
+    "--profile --user --v", "--help --alsologtostderr", p="--profile", h="--help"
+)
 MINIKUBE: dict[tuple[str, ...], Flags] = {
     ("version",): flags("--output", "--short --components", o="--output"),
     ("status",): flags("--output --format --layout --node", "--watch", o="--output", f="--format"),
@@ -100,7 +104,9 @@ KUBECTL: dict[tuple[str, ...], Flags] = {
         p="--previous",
     ),
     ("wait",): flags("--for --timeout --selector", "--all", l="--selector"),
-    ("exec",): flags("--container", "--stdin --tty --quiet", c="--container", i="--stdin", t="--tty"),
+    ("exec",): flags(
+        "--container", "--stdin --tty --quiet", c="--container", i="--stdin", t="--tty"
+    ),
     ("kustomize",): flags(),
 }
 

@@ -1,0 +1,115 @@
+"""Lineage on the compose stack: the asset events of a run name the data version the
+data volume's repository holds, a batch with a hostile entry shows its rejected rows in
+its events, `make lineage ON=compose` answers for a loaded date, and the Airflow UI shows
+the md5 and the commit on the asset's page (screenshot in artifacts/).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from urllib.parse import quote
+
+import pytest
+from support.services import REPO
+
+from e2e.stack import DEMO_DATE
+from e2e.test_ui_browser import chromium, page, sign_in  # noqa: F401 - fixtures
+
+pytestmark = [pytest.mark.compose, pytest.mark.browser]
+
+HOSTILE_RANGE = ("2024-02-01", "2024-02-14")
+HOSTILE_DAY = "2024-02-07"
+PUT_ENTRY = """\
+import json, sys, urllib.request
+request = urllib.request.Request(
+    "http://127.0.0.1:8000/_control/entries/" + sys.argv[1], data=sys.argv[2].encode(),
+    method="PUT", headers={"Content-Type": "application/json"})
+print(urllib.request.urlopen(request, timeout=10).status)
+"""
+
+
+def events_of(stack, run_id: str) -> dict[str, dict]:
+    """The run's asset events through the REST API: asset name -> extra."""
+    path = f"/api/v2/assets/events?source_run_id={quote(run_id, safe='')}"
+    found = stack.api().call("GET", path)["asset_events"]
+    return {event["name"]: event["extra"] for event in found}
+
+
+@pytest.fixture(scope="module")
+def hostile_run(compose_stack) -> dict:
+    """A run over two weeks whose served entries include one with an unknown media type."""
+    entry = {"date": HOSTILE_DAY, "title": "x", "explanation": "y", "media_type": "hologram"}
+    put = compose_stack.compose(
+        "exec", "-T", "apod-testserver", "python", "-c", PUT_ENTRY, HOSTILE_DAY, json.dumps(entry)
+    )
+    assert put.stdout.strip() in ("200", "201")
+    summary = compose_stack.run_dag(*HOSTILE_RANGE)
+    assert summary["state"] == "success", summary["log"][-3000:]
+    return summary
+
+
+def test_the_demo_run_events_name_the_repository_version(compose_stack):
+    run_id = compose_stack.demo["run_id"]
+    events = events_of(compose_stack, run_id)
+    assert set(events) == {"apod_data.csv", "apod.apod_entries"}
+    csv_event = events["apod_data.csv"]
+    (commit_line,) = [c for c in compose_stack.commits_of_dvc_file() if run_id in c]
+    assert csv_event["commit"] == commit_line.split()[0]
+    dvc_file = compose_stack.in_data_volume(
+        "git", "-C", "/data", "show", f"{csv_event['commit']}:apod_data.csv.dvc"
+    )
+    assert f"md5: {csv_event['md5']}" in dvc_file
+    assert csv_event["dvc_pushed"] is True
+    table_event = events["apod.apod_entries"]
+    assert table_event["rows"] == csv_event["accepted"] == 1
+    assert table_event["rejected"] == csv_event["rejected"] == 0
+
+
+def test_hostile_rows_show_in_the_events_of_their_run(compose_stack, hostile_run):
+    events = events_of(compose_stack, hostile_run["run_id"])
+    for extra in events.values():
+        assert extra["rejected"] == 1
+        assert extra["reject_reasons"] == {"unknown media_type": 1}
+        assert HOSTILE_DAY in compose_stack.in_data_volume("cat", extra["rejected_file"])
+    assert events["apod.apod_entries"]["inserted"] == events["apod.apod_entries"]["rows"] == 13
+
+
+def test_make_lineage_on_compose_names_the_demo_run_and_version(compose_stack):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "lineage.py"), DEMO_DATE, "--compose", "--json"],
+        env=compose_stack.script_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lineage = json.loads(result.stdout)
+    run_id = compose_stack.demo["run_id"]
+    csv_event = events_of(compose_stack, run_id)["apod_data.csv"]
+    assert (lineage["commit"], lineage["md5"]) == (csv_event["commit"], csv_event["md5"])
+    assert lineage["run_id"] == lineage["commit_run_id"] == run_id
+    assert lineage["loaded_at"]
+    assert compose_stack.env["APOD_LOADER_PASSWORD"] not in result.stdout + result.stderr
+
+
+def test_ui_shows_md5_and_commit_on_the_asset(page, compose_stack, hostile_run, artifacts_dir):  # noqa: F811
+    from playwright.sync_api import expect
+
+    csv_event = events_of(compose_stack, compose_stack.demo["run_id"])["apod_data.csv"]
+    assets = compose_stack.api().call("GET", "/api/v2/assets?name_pattern=apod_data.csv")
+    (asset,) = assets["assets"]
+
+    page.goto(f"{compose_stack.ui_url}/assets/{asset['id']}")
+    sign_in(page, compose_stack.env["AIRFLOW_ADMIN_PASSWORD"])
+    page.goto(f"{compose_stack.ui_url}/assets/{asset['id']}")
+    expect(page.get_by_text(csv_event["md5"]).first).to_be_visible()
+    expect(page.get_by_text(csv_event["commit"]).first).to_be_visible()
+    page.screenshot(path=str(artifacts_dir / "ui-lineage-asset.png"), full_page=True)
+
+    run_id = hostile_run["run_id"]
+    page.goto(f"{compose_stack.ui_url}/dags/apod_etl/runs/{quote(run_id, safe='')}/asset_events")
+    expect(page.get_by_text("unknown media_type").first).to_be_visible()
+    page.screenshot(path=str(artifacts_dir / "ui-lineage-rejected.png"), full_page=True)

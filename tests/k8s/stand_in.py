@@ -1,0 +1,84 @@
+"""Install the cluster stand-in (cluster_stub.py) as kind, minikube and kubectl in a
+directory put first on PATH, and read back what the scripts did with it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+from k8s_render import REPO, kustomize_command
+
+HERE = Path(__file__).resolve().parent
+TOOLS = ("kind", "minikube", "kubectl")
+# What the stand-in's modules import: this folder, tests/ (support), dags/, scripts/.
+IMPORT_PATH = [str(HERE), str(REPO / "tests"), str(REPO / "dags"), str(REPO / "scripts")]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def install(bin_dir: Path, python: str = sys.executable) -> None:
+    """`python`: the interpreter of the launchers (another user may not reach the venv's)."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    launcher = (
+        f"#!{python}\n"
+        "import sys\n"
+        f"sys.path[:0] = {IMPORT_PATH!r}\n"
+        "from cluster_stub import main\n"
+        "raise SystemExit(main(sys.argv))\n"
+    )
+    for tool in TOOLS:
+        path = bin_dir / tool
+        path.write_text(launcher)
+        path.chmod(0o755)
+
+
+def environment(root: Path, python: str = sys.executable, **more: str) -> dict[str, str]:
+    """The environment of a script run against the stand-in, everything under `root`."""
+    install(root / "bin", python)
+    kustomize = kustomize_command()
+    if kustomize is None or kustomize[1] != "kustomize":
+        raise RuntimeError("the stand-in renders `apply -k` with kubectl's kustomize")
+    return {
+        **os.environ,
+        "PATH": f"{root / 'bin'}:{os.environ['PATH']}",
+        "CLUSTER_STUB_LOG": str(root / "calls.jsonl"),
+        "CLUSTER_STUB_STATE": str(root / "stub-state"),
+        "CLUSTER_STUB_KUSTOMIZE": kustomize[0],
+        "APOD_K8S_SECRETS_FILE": str(root / "k8s" / ".secrets.env"),
+        "APOD_K8S_STATE_DIR": str(root / "state"),
+        "APOD_K8S_UI_PORT": str(free_port()),
+        "APOD_K8S_SKIP_BUILD": "1",
+        "APOD_K8S_TIMEOUT": "20",
+        "NASA_API_KEY": "stub-nasa-key",
+        **more,
+    }
+
+
+def calls(env: dict[str, str]) -> list[dict]:
+    path = Path(env["CLUSTER_STUB_LOG"])
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def state(env: dict[str, str]) -> dict:
+    path = Path(env["CLUSTER_STUB_STATE"]) / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def without_globals(call: dict) -> list[str]:
+    """The call's argv without --context/--namespace and their values."""
+    out, skip = [], False
+    for arg in call["args"]:
+        if skip:
+            skip = False
+        elif arg in ("--context", "--namespace"):
+            skip = True
+        else:
+            out.append(arg)
+    return [call["tool"], *out]
