@@ -11,7 +11,7 @@ K8S_VERSION := 1.34.0
 # a standalone kustomize works too: make k8s-render KUSTOMIZE="kustomize build".
 KUSTOMIZE ?= $(if $(wildcard $(VENV)/bin/kubectl),$(VENV)/bin/kubectl,kubectl) kustomize
 
-.PHONY: kind-up minikube-up k8s-run kind-down minikube-down k8s-render k8s-validate
+.PHONY: kind-up minikube-up k8s-run kind-down minikube-down k8s-doctor k8s-smoke k8s-render k8s-validate
 
 kind-up: ## Kubernetes on kind: cluster, images, Secrets, manifests, UI on 127.0.0.1:8080
 	@scripts/k8s-kind-up.sh
@@ -22,6 +22,12 @@ minikube-up: ## Kubernetes on minikube: the same as kind-up
 k8s-run: ## Run the k8s DAG once and follow it: make k8s-run DATE=YYYY-MM-DD [END=YYYY-MM-DD]
 	@test -n "$(DATE)" || { echo "usage: make k8s-run DATE=YYYY-MM-DD [END=YYYY-MM-DD]" >&2; exit 2; }
 	@scripts/k8s-run.sh "$(DATE)" "$(or $(END),$(DATE))"
+
+k8s-doctor: ## Check Docker, kind/minikube, kubectl and room for the stack (kind-up/minikube-up do first)
+	@python3 scripts/k8s_doctor.py
+
+k8s-smoke: ## On a machine with kind or minikube: own cluster, run, compare with a by-hand run: make k8s-smoke [CLUSTER=minikube] [KEEP=1]
+	@python3 scripts/k8s_smoke.py $(or $(CLUSTER),kind) $(if $(KEEP),--keep)
 
 kind-down: ## Delete the kind cluster (k8s/.secrets.env is kept)
 	@scripts/k8s-kind-down.sh

@@ -19,8 +19,11 @@ from e2e.test_ui_browser import chromium, page, sign_in  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.compose, pytest.mark.browser]
 
-HOSTILE_RANGE = ("2024-02-01", "2024-02-14")
-HOSTILE_DAY = "2024-02-07"
+# The sample holds January 2024 only (the other compose tests use it): these ten days are
+# served from entries put into the stack's test server, the last one hostile.
+GOOD_DAYS = [f"2024-02-{day:02d}" for day in range(1, 10)]
+HOSTILE_DAY = "2024-02-10"
+HOSTILE_RANGE = (GOOD_DAYS[0], HOSTILE_DAY)
 PUT_ENTRY = """\
 import json, sys, urllib.request
 request = urllib.request.Request(
@@ -28,6 +31,17 @@ request = urllib.request.Request(
     method="PUT", headers={"Content-Type": "application/json"})
 print(urllib.request.urlopen(request, timeout=10).status)
 """
+
+
+def entry(day: str, media_type: str = "image") -> dict:
+    return {
+        "date": day,
+        "title": f"Entry {day}",
+        "explanation": f"Explanation {day}",
+        "media_type": media_type,
+        "url": f"https://apod.nasa.gov/apod/image/2402/{day}.jpg",
+        "service_version": "v1",
+    }
 
 
 def events_of(stack, run_id: str) -> dict[str, dict]:
@@ -39,12 +53,15 @@ def events_of(stack, run_id: str) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def hostile_run(compose_stack) -> dict:
-    """A run over two weeks whose served entries include one with an unknown media type."""
-    entry = {"date": HOSTILE_DAY, "title": "x", "explanation": "y", "media_type": "hologram"}
-    put = compose_stack.compose(
-        "exec", "-T", "apod-testserver", "python", "-c", PUT_ENTRY, HOSTILE_DAY, json.dumps(entry)
-    )
-    assert put.stdout.strip() in ("200", "201")
+    """A run over ten days whose served entries include one with an unknown media type
+    (one in ten: within transform's default reject ratio)."""
+    served = [entry(day) for day in GOOD_DAYS] + [entry(HOSTILE_DAY, media_type="hologram")]
+    for item in served:
+        put = compose_stack.compose(
+            "exec", "-T", "apod-testserver", "python", "-c", PUT_ENTRY, item["date"],
+            json.dumps(item),
+        )  # fmt: skip
+        assert put.stdout.strip() in ("200", "201")
     summary = compose_stack.run_dag(*HOSTILE_RANGE)
     assert summary["state"] == "success", summary["log"][-3000:]
     return summary
@@ -73,7 +90,7 @@ def test_hostile_rows_show_in_the_events_of_their_run(compose_stack, hostile_run
         assert extra["rejected"] == 1
         assert extra["reject_reasons"] == {"unknown media_type": 1}
         assert HOSTILE_DAY in compose_stack.in_data_volume("cat", extra["rejected_file"])
-    assert events["apod.apod_entries"]["inserted"] == events["apod.apod_entries"]["rows"] == 13
+    assert events["apod.apod_entries"]["inserted"] == events["apod.apod_entries"]["rows"] == 9
 
 
 def test_make_lineage_on_compose_names_the_demo_run_and_version(compose_stack):

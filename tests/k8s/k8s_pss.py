@@ -125,8 +125,14 @@ def restricted_violations(spec: dict) -> list[str]:
 
 
 def project_violations(spec: dict, tag: str) -> list[str]:
-    """This project's rules on top: read-only root, pinned tags, IfNotPresent."""
+    """This project's rules on top: read-only root, pinned tags, IfNotPresent, and an
+    fsGroup only with fsGroupChangePolicy OnRootMismatch (otherwise storage that applies
+    fsGroup re-owns every file at each start, and Postgres refuses a group-writable
+    PGDATA)."""
     out = []
+    pod_sc = spec.get("securityContext") or {}
+    if "fsGroup" in pod_sc and pod_sc.get("fsGroupChangePolicy") != "OnRootMismatch":
+        out.append("pod: fsGroup without fsGroupChangePolicy OnRootMismatch")
     for c in containers(spec):
         sc = c.get("securityContext") or {}
         if sc.get("readOnlyRootFilesystem") is not True:

@@ -3,12 +3,16 @@ directory put first on PATH, and read back what the scripts did with it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import k8s_images
 from k8s_render import REPO, kustomize_command
 
 HERE = Path(__file__).resolve().parent
@@ -82,3 +86,25 @@ def without_globals(call: dict) -> list[str]:
         else:
             out.append(arg)
     return [call["tool"], *out]
+
+
+def local_tags() -> set[str]:
+    listing = subprocess.run(
+        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return {tag for tag in listing if tag.startswith("apod-")}
+
+
+@contextlib.contextmanager
+def removing_content_tags() -> Iterator[None]:
+    """Untag, when the block ends, the content tags the up scripts made in it (and only
+    those: others may build images meanwhile)."""
+    before = local_tags()
+    try:
+        yield
+    finally:
+        for made in sorted(local_tags() - before):
+            tag = made.rpartition(":")[2]
+            if k8s_images.is_content_tag(tag, tag.split(f"-{k8s_images.MARK}.")[0]):
+                subprocess.run(["docker", "image", "rm", made], capture_output=True, check=False)

@@ -5,7 +5,6 @@ images loaded into the cluster)."""
 
 from __future__ import annotations
 
-import re
 import sys
 
 import pytest
@@ -25,7 +24,8 @@ from support.services import VERSION
 pytestmark = pytest.mark.k8s
 
 sys.path.insert(0, str(REPO / "scripts"))
-import k8s_secrets  # noqa: E402 - scripts/ is no package
+import k8s_images  # noqa: E402 - scripts/ is no package
+import k8s_secrets  # noqa: E402
 
 from apod_pipeline.settings import Settings  # noqa: E402
 from apod_pipeline.steps import steps  # noqa: E402
@@ -71,10 +71,8 @@ def test_pods_use_only_what_the_manifests_and_scripts_provide(pods):
         if o["kind"] == "PersistentVolumeClaim"
     }
     created = k8s_secrets.secret_data({name: "x" for name in k8s_secrets.GENERATED})
-    loaded = re.search(r"IMAGES=\((.*?)\)", (REPO / "scripts" / "k8s-lib.sh").read_text(), re.S)
-    loaded_images = {
-        image.replace("$VERSION", VERSION) for image in re.findall(r'"([^"]+)"', loaded.group(1))
-    }
+    # What the up scripts load (scripts/k8s_images.py), before their content tags.
+    loaded_images = set(k8s_images.sources(VERSION))
     for task, pod in pods:
         spec = pod_spec(pod)
         for volume in spec["volumes"]:

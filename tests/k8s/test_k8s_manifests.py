@@ -158,6 +158,17 @@ def test_the_restricted_check_can_fail(path, value):
     assert restricted_violations(spec) != []
 
 
+def test_an_fsgroup_needs_on_root_mismatch(overlay):
+    _, objs = overlay
+    spec = copy.deepcopy(pod_spec(by_kind_name(objs)[("StatefulSet", "postgres")]))
+    assert spec["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+    assert project_violations(spec, VERSION) == []
+    del spec["securityContext"]["fsGroupChangePolicy"]
+    assert project_violations(spec, VERSION) == [
+        "pod: fsGroup without fsGroupChangePolicy OnRootMismatch"
+    ]
+
+
 def test_no_secret_is_committed_and_every_reference_is_created_by_the_scripts(overlay):
     _, objs = overlay
     assert not [o for o in objs if o["kind"] == "Secret"]
@@ -234,38 +245,6 @@ def test_only_the_scheduler_holds_an_api_token_for_the_pod_launching_role(overla
         ("", "events", "list"),
     }
     assert not [o for o in objs if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-
-
-# CoreV1Api method -> (resource, verb) the API server authorises.
-_CALL_VERBS = {"create": "create", "read": "get", "list": "list", "patch": "patch"}
-_CALL_VERBS |= {"delete": "delete", "connect_get": "create", "replace": "update"}
-
-
-def test_the_role_grants_every_call_kubernetes_pod_operator_makes():
-    """Scan the installed provider's synchronous pod-launching code for its API calls."""
-    provider = pytest.importorskip("airflow.providers.cncf.kubernetes")
-    root = Path(provider.__file__).parent
-    source = (root / "operators" / "pod.py").read_text() + (
-        root / "utils" / "pod_manager.py"
-    ).read_text()
-    calls = set(
-        re.findall(
-            r"\.(create|read|list|patch|delete|connect_get|replace)_namespaced_(\w+)\b", source
-        )
-    )
-    assert calls, "no API calls found: the provider's layout changed"
-    resources = {"pod": "pods", "pod_log": "pods/log", "event": "events", "pod_exec": "pods/exec"}
-    needed = {(resources[res], _CALL_VERBS[verb]) for verb, res in calls}
-    role = by_kind_name(render_overlay("kind"))[("Role", "apod-airflow-pod-launcher")]
-    granted = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
-    # pods/exec is only for the XCom sidecar (do_xcom_push) and Istio, neither used here.
-    from apod_pipeline.kubernetes import pod_kwargs
-    from apod_pipeline.settings import Settings
-    from apod_pipeline.steps import steps
-
-    assert all(pod_kwargs(s, Settings())["do_xcom_push"] is False for s in steps(Settings()))
-    assert needed - {("pods/exec", "create")} <= granted
-    assert granted <= needed
 
 
 def test_airflow_containers_share_one_configuration(overlay):

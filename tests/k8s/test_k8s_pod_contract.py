@@ -4,12 +4,23 @@ read-only root, no capabilities, no privilege escalation), in DAG order, leave t
 same result as the four images run by hand: same rows in Postgres, same CSV bytes, same
 DVC hash in the .dvc file, same objects in the DVC remote.
 
+The PVCs are backed two ways: by named Docker volumes, and by what a real cluster's
+PersistentVolume is on kind (local-path) and minikube (hostpath): a host directory owned
+by root, mode 0777, that the kubelet does not re-own (fsGroup does not apply to those).
+On the latter the pods commit once the first time, with no failed attempt, and a second
+run commits nothing.
+
 Real Docker, Postgres, git and DVC; the NASA API is the repository's test server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from k8s_podrun import Cluster, docker_run
@@ -22,30 +33,22 @@ from support.services import (
     fresh_database,
     image,
     require_images,
+    volume_git,
 )
 
 from apod_pipeline.by_hand import Placement
+from apod_pipeline.exit_codes import NOTHING_TO_DO
 from apod_pipeline.settings import Settings
 from apod_pipeline.steps import DATA, DVC_REMOTE, END, RUN_ID, START
 from apod_tools.runner import Runner
 
-pytestmark = [pytest.mark.k8s, pytest.mark.docker, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.k8s, pytest.mark.docker, pytest.mark.timeout(1500)]
 
 FIRST, LAST = "2024-01-01", "2024-01-31"
 CONTENT = (
     "date, title, explanation, media_type, url, hdurl, thumbnail_url, copyright, service_version"
 )
-
-
-def by_hand(volume: str, remote: str, api_url: str, db_url: str, run_id: str) -> None:
-    """The steps as `make steps` runs them: docker run, secrets by variable name."""
-    runner = Runner(
-        Settings(api_url=api_url),
-        Placement(volumes={DATA.name: volume, DVC_REMOTE.name: remote}),
-        {"APOD_DATABASE_URL": db_url},
-    )
-    for task_id, run in runner.pipeline({START: FIRST, END: LAST, RUN_ID: run_id}).items():
-        assert run.returncode == 0, f"by hand {task_id}: {run.stderr[-2000:]}"
+QUERY = f"SELECT {CONTENT} FROM apod.apod_entries ORDER BY date"
 
 
 def read(volume: str, path: str) -> bytes:
@@ -66,67 +69,131 @@ def files(volume: str) -> list[str]:
 
 def remote_files(volume: str) -> list[str]:
     result = docker(
-        "run",
-        "--rm",
-        "-v",
-        f"{volume}:/v:ro",
-        "-w",
-        "/v",
-        "--entrypoint",
-        "find",
-        image("version"),
-        ".",
-        "-type",
-        "f",
-    )
+        "run", "--rm", "-v", f"{volume}:/v:ro", "-w", "/v", "--entrypoint", "find",
+        image("version"), ".", "-type", "f",
+    )  # fmt: skip
     return sorted(result.stdout.split())
 
 
-def test_dag_pods_run_in_docker_leave_what_the_by_hand_run_leaves(tmp_path):
+@contextlib.contextmanager
+def named_volumes() -> Iterator[tuple[str, str]]:
+    with docker_volume("apod-k8s-data") as data, docker_volume("apod-k8s-dvc") as remote:
+        yield data, remote
+
+
+@contextlib.contextmanager
+def provisioned_directories() -> Iterator[tuple[str, str]]:
+    """Two host directories as local-path/hostpath provision them: root:root, 0777. Made
+    and removed by root in a throwaway container (what the pods leave is uid 10001's)."""
+    parent = Path(tempfile.mkdtemp(prefix="apod-k8s-pv-"))
+
+    def as_root(script: str) -> None:
+        docker(
+            "run", "--rm", "--user", "0:0", "--network", "none", "-v", f"{parent}:/pv",
+            "--entrypoint", "sh", image("version"), "-c", script,
+        )  # fmt: skip
+
+    try:
+        as_root("mkdir /pv/data /pv/remote && chmod 0777 /pv/data /pv/remote")
+        for path in (parent / "data", parent / "remote"):
+            info = path.stat()
+            assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (0, 0, 0o777)
+        yield str(parent / "data"), str(parent / "remote")
+    finally:
+        as_root("rm -rf /pv/data /pv/remote")
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+BACKINGS = {"named volumes": named_volumes, "root-owned 0777 directories": provisioned_directories}
+
+
+@pytest.fixture(scope="module")
+def by_hand() -> dict:
+    """The steps as `make steps` runs them (docker run, secrets by variable name), once."""
     pytest.importorskip("airflow.providers.cncf.kubernetes")
     require_images(*STEP_IMAGES)
     with (
         apod_test_server() as server,
-        fresh_database("apod_k8s_pods") as pod_db,
-        fresh_database("apod_k8s_hand") as hand_db,
-        docker_volume("apod-k8s-data") as pod_data,
-        docker_volume("apod-k8s-dvc") as pod_remote,
-        docker_volume("apod-k8s-hand-data") as hand_data,
-        docker_volume("apod-k8s-hand-dvc") as hand_remote,
+        fresh_database("apod_k8s_hand") as db,
+        named_volumes() as (data, remote),
     ):
-        # What the scheduler's APOD_API_URL would give the pods: the test server.
-        pods = render_pods(
-            logical_date=None,
-            start_date=FIRST,
-            end_date=LAST,
-            run_id="manual__k8s_contract",
-            settings=Settings(api_url=server.url),
+        runner = Runner(
+            Settings(api_url=server.url),
+            Placement(volumes={DATA.name: data, DVC_REMOTE.name: remote}),
+            {"APOD_DATABASE_URL": db.url},
         )
+        values = {START: FIRST, END: LAST, RUN_ID: "manual__by_hand"}
+        for task_id, run in runner.pipeline(values).items():
+            assert run.returncode == 0, f"by hand {task_id}: {run.stderr[-2000:]}"
+        return {
+            "csv": read(data, "apod_data.csv"),
+            "dvc_file": read(data, "apod_data.csv.dvc"),
+            "remote": remote_files(remote),
+            "rows": db.query(QUERY),
+        }
+
+
+def run_pods(
+    server_url: str, cluster: Cluster, run_id: str
+) -> dict[str, subprocess.CompletedProcess]:
+    """The DAG's pods of one manual run, in order, until one fails or has nothing to do."""
+    # What the scheduler's APOD_API_URL would give the pods: the test server.
+    pods = render_pods(
+        logical_date=None,
+        start_date=FIRST,
+        end_date=LAST,
+        run_id=run_id,
+        settings=Settings(api_url=server_url),
+    )
+    results = {}
+    for task, pod in pods:
+        (container,) = pod["spec"]["containers"]
+        results[task] = docker_run(pod, container["name"], cluster)
+        if results[task].returncode != 0:
+            break
+    return results
+
+
+@pytest.mark.parametrize("backing", list(BACKINGS))
+def test_dag_pods_run_in_docker_leave_what_the_by_hand_run_leaves(backing, by_hand, tmp_path):
+    with (
+        apod_test_server() as server,
+        fresh_database("apod_k8s_pods") as pod_db,
+        BACKINGS[backing]() as (data, remote),
+    ):
         cluster = Cluster(
             workdir=tmp_path,
             secrets={"apod-secrets": {"nasa-api-key": "DEMO_KEY", "database-url": pod_db.url}},
-            claims={"apod-data": pod_data, "apod-dvc-remote": pod_remote},
+            claims={"apod-data": data, "apod-dvc-remote": remote},
         )
-        for task, pod in pods:
-            (container,) = pod["spec"]["containers"]
-            result = docker_run(pod, container["name"], cluster)
+        first = run_pods(server.url, cluster, "manual__k8s_contract")
+        # Every pod succeeded the first time: no failed attempt for a retry to get past.
+        for task, result in first.items():
             assert result.returncode == 0, f"pod {task}: {result.stderr[-3000:]}"
             assert result.stdout.strip().splitlines()[-1].startswith("{"), task
             assert pod_db.password not in result.stdout + result.stderr
+        assert len(first) == 5
 
-        by_hand(hand_data, hand_remote, server.url, hand_db.url, "manual__by_hand")
-
-        csv = read(pod_data, "apod_data.csv")
-        assert csv == read(hand_data, "apod_data.csv")
+        csv = read(data, "apod_data.csv")
+        assert csv == by_hand["csv"]
         assert len(csv.decode().splitlines()) == 1 + 31
-        dvc_file = read(pod_data, "apod_data.csv.dvc")
+        dvc_file = read(data, "apod_data.csv.dvc")
         assert b"md5: " in dvc_file
-        assert dvc_file == read(hand_data, "apod_data.csv.dvc")
-        assert remote_files(pod_remote) == remote_files(hand_remote) != []
-        query = f"SELECT {CONTENT} FROM apod.apod_entries ORDER BY date"
-        rows = pod_db.query(query)
+        assert dvc_file == by_hand["dvc_file"]
+        assert remote_files(remote) == by_hand["remote"] != []
+        rows = pod_db.query(QUERY)
         assert len(rows) == 31
-        assert rows == hand_db.query(query)
+        assert rows == by_hand["rows"]
         # Everything the pods wrote is on the data volume (the root filesystem was read-only).
-        assert any(path.startswith("/v/raw/") for path in files(pod_data))
-        assert any(path.startswith("/v/staging/") for path in files(pod_data))
+        assert any(path.startswith("/v/raw/") for path in files(data))
+        assert any(path.startswith("/v/staging/") for path in files(data))
+        # One data commit on top of the repository's first; nothing half-made left.
+        commits = volume_git(data, "log", "--format=%s").splitlines()
+        assert len(commits) == 2, commits
+        assert volume_git(data, "status", "--porcelain") == ""
+
+        # A second run of the same range changes nothing and commits nothing.
+        second = run_pods(server.url, cluster, "manual__k8s_contract_again")
+        assert second["version"].returncode == NOTHING_TO_DO, second["version"].stderr[-3000:]
+        assert read(data, "apod_data.csv") == csv
+        assert volume_git(data, "log", "--format=%s").splitlines() == commits

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from k8s_render import by_kind_name, kustomize_command, render_overlay
+from k8s_render import REPO, by_kind_name, kustomize_command, render_overlay
 from rbac_scan import scan_code
 
 pytestmark = pytest.mark.k8s
@@ -27,11 +27,13 @@ def provider_scan():
         return (root / path).read_text(encoding="utf-8")
 
     # Synchronous mode only: the DAG's tasks do not defer (asserted below), so the async
-    # pod manager and hook (the triggerer's) never run.
+    # pod manager and hook (the triggerer's) never run. The DAG's own subclass counts too.
+    ours = (REPO / "dags" / "apod_pipeline" / "kubernetes.py").read_text(encoding="utf-8")
     return scan_code(
         [
             ("operators/pod.py", source("operators/pod.py"), ["KubernetesPodOperator"]),
             ("utils/pod_manager.py", source("utils/pod_manager.py"), ["PodManager"]),
+            ("apod_pipeline/kubernetes.py", ours, ["ApodPodOperator"]),
         ],
         (source("hooks/kubernetes.py"), "KubernetesHook"),
     )

@@ -46,14 +46,9 @@ def build_tagged(tag: str) -> Iterator[None]:
     try:
         yield
     finally:
-        for made in sorted(local_tags()):
+        for made in sorted(stand_in.local_tags()):
             if made.endswith(f":{tag}"):
                 docker("image", "rm", made, check=False)
-
-
-def local_tags() -> set[str]:
-    listing = docker("image", "ls", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-    return {tag for tag in listing if tag.startswith("apod-")}
 
 
 @pytest.fixture
@@ -63,15 +58,9 @@ def stub(tmp_path: Path) -> Iterator[dict[str, str]]:
     require_images("extract", "transform", "load", "version", "airflow")
     if docker("image", "inspect", f"apod-postgres:{PG_MAJOR}", check=False).returncode != 0:
         pytest.skip(f"apod-postgres:{PG_MAJOR} not built")
-    before = local_tags()
     build = f"hk8s-{secrets.token_hex(3)}"
-    with build_tagged(build):
+    with stand_in.removing_content_tags(), build_tagged(build):
         yield stand_in.environment(tmp_path, APOD_K8S_BUILD_TAG=build)
-    # The content tags the up scripts made here, and only those.
-    for made in sorted(local_tags() - before):
-        tag = made.rpartition(":")[2]
-        if k8s_images.is_content_tag(tag, tag.split(f"-{k8s_images.MARK}.")[0]):
-            docker("image", "rm", made, check=False)
 
 
 def alive(pid: int) -> bool:
