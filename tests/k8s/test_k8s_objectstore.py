@@ -6,6 +6,7 @@ serves S3 with exactly that key, with the bucket made on start.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -24,6 +25,16 @@ from support.services import VERSION, docker, docker_volume, image, require_imag
 pytestmark = [pytest.mark.k8s]
 
 MANIFEST = Path(__file__).resolve().parents[2] / "k8s/base/objectstore/objectstore.yaml"
+
+
+class Removal:
+    """`docker rm -f` of a container when closed."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def close(self) -> None:
+        docker("rm", "-f", self.name, check=False)
 
 
 def objects() -> dict[str, dict]:
@@ -141,6 +152,8 @@ def test_the_version_pod_pushes_to_the_store_pod(tmp_path: Path):
         with (
             docker_volume("apod-test-k8s-objectstore") as store_volume,
             docker_volume("apod-test-k8s-data") as data,
+            # Leaves before its volume goes (a volume in use is not removed).
+            contextlib.closing(Removal(store_name)),
         ):
             cluster = Cluster(
                 workdir=tmp_path,
