@@ -67,7 +67,7 @@ def start_pod(pod: dict, cluster: dict) -> str:
         raise RuntimeError(f"Pending: persistentvolumeclaim {', '.join(unbound)} not found")
     name = f"hk8s-stub-{secrets.token_hex(3)}-{pod['metadata']['name']}"
     (container,) = spec["containers"]
-    workdir = Path(tempfile.mkdtemp(prefix="hk8s-stub-pod-"))
+    workdir = Path(tempfile.mkdtemp(prefix="pod-", dir=stub_state.directory()))
     result = docker_run(
         pod,
         container["name"],
@@ -182,7 +182,7 @@ def run_dag(context: str, run_id: str, conf: dict, set_task: Callable[[str, str]
     values = secret_values(cluster, "apod-secrets")
     if database_url():
         values["database-url"] = database_url()
-    workdir = Path(tempfile.mkdtemp(prefix="hk8s-stub-run-"))
+    workdir = Path(tempfile.mkdtemp(prefix="run-", dir=stub_state.directory()))
     podrun = Cluster(workdir=workdir, secrets={"apod-secrets": values}, claims=claims())
     upstream = {step.task_id: step.upstream for step in steps(settings)}
     skipped: set[str] = set()
