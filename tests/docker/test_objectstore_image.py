@@ -242,20 +242,6 @@ def test_only_the_s3_port_listens_beyond_loopback(store):
     assert len(listening) > 4, "weed's own ports should be listening on loopback"
 
 
-def read_when_served(store, key: str, within: float = 60) -> bytes:
-    """The object's bytes once the restarted store serves it: the S3 API answers as soon as
-    it is up, but a volume server that held the object re-registers with the master a few
-    seconds later (longer on a busy machine), and until then the object reads as missing."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            return store.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-
-
 def test_data_and_bucket_survive_a_new_container_and_new_keys(tmp_path: Path):
     require_images("objectstore")
     with docker_volume(f"{PREFIX}-objectstore-data") as volume:
@@ -263,7 +249,7 @@ def test_data_and_bucket_survive_a_new_container_and_new_keys(tmp_path: Path):
             first.client().put_object(Bucket=BUCKET, Key="kept/csv", Body=b"date,title\n")
             old_keys = (first.access_key, first.secret_key)
         with object_store(tmp_path / "second", volume=volume) as second:
-            assert read_when_served(second, "kept/csv") == b"date,title\n"
+            assert second.read_when_served("kept/csv") == b"date,title\n"
             assert f"bucket {BUCKET} exists" in second.logs()
             # The identities file is written anew at each start: rotated keys take over.
             assert error_code(lambda: second.client(*old_keys).list_objects_v2(Bucket=BUCKET)) in (

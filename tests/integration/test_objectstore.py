@@ -239,8 +239,7 @@ def test_the_store_down_fails_the_push_and_the_next_push_delivers(own_store, rep
 
     own_store.start()
     # What the store acknowledged before it was killed is still there.
-    kept = own_store.client().get_object(Bucket=BUCKET, Key=object_key(repo.prefix, first_md5))
-    assert kept["Body"].read() == pushed_before
+    assert own_store.read_when_served(object_key(repo.prefix, first_md5)) == pushed_before
     pushed = repo.dvc("push", aws=own_store.aws_env())
     assert pushed.returncode == 0, pushed.output
     stored = own_store.client().get_object(Bucket=BUCKET, Key=object_key(repo.prefix, md5))

@@ -67,6 +67,20 @@ class ObjectStore:
         """What the version step needs to push under `prefix` of the bucket."""
         return self.aws_env(APOD_DVC_REMOTE=f"s3://{self.bucket}/{prefix}", **overrides)
 
+    def read_when_served(self, key: str, within: float = 60) -> bytes:
+        """The object's bytes once a restarted store serves it: the S3 API answers as soon as
+        it is up, but the volume server that holds the object re-registers with the master a
+        few seconds later (longer on a busy machine), and until then the object reads as
+        missing."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return self.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
     def client(self, access_key: str | None = None, secret_key: str | None = None):
         """A signed S3 client (botocore, which dvc-s3 brings), one attempt per call."""
         import botocore.session
