@@ -7,6 +7,7 @@ the md5 and the commit on the asset's page (screenshot in artifacts/).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from urllib.parse import quote
@@ -121,7 +122,9 @@ def test_ui_shows_md5_and_commit_on_the_asset(page, compose_stack, hostile_run, 
 
     page.goto(f"{compose_stack.ui_url}/assets/{asset['id']}")
     sign_in(page, compose_stack.env["AIRFLOW_ADMIN_PASSWORD"])
-    page.goto(f"{compose_stack.ui_url}/assets/{asset['id']}")
+    # The login form sends the browser back to the asset by itself; a second goto here
+    # would race that redirect (net::ERR_ABORTED).
+    expect(page).to_have_url(re.compile(rf"/assets/{asset['id']}$"))
     expect(page.get_by_text(csv_event["md5"]).first).to_be_visible()
     expect(page.get_by_text(csv_event["commit"]).first).to_be_visible()
     page.screenshot(path=str(artifacts_dir / "ui-lineage-asset.png"), full_page=True)

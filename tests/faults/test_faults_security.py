@@ -742,12 +742,14 @@ PLACEHOLDERS = {
     "password", "pass", "pw", "secret", "***", "...", "changeme-not-used",
 }  # fmt: skip
 # Values that are a path, a file name, an object's name (secretKeyRef: apod-secrets,
-# *_FILE: /run/secrets/x) or an environment variable's name (SECRET_KEY =
-# "AWS_SECRET_ACCESS_KEY"), not a secret: lower-case words joined by - _ or ., or
-# upper-case words joined by _. Only the extension is case-blind: a mixed-case run of
-# letters may well be a password.
+# *_FILE: /run/secrets/x, a Secret's key: s3-access-key-id) or an environment variable's
+# name (SECRET_KEY = "AWS_SECRET_ACCESS_KEY"), not a secret: lower-case words joined by
+# - _ or . (in a name of two words or more, a word may end in one digit, as "s3" does),
+# or upper-case words joined by _. Only the extension is case-blind: a mixed-case run of
+# letters may well be a password, and so may a single word with digits ("hunter2").
 REFERENCE = re.compile(
-    r"^(?:/|\./|~/|[\w.-]+\.(?i:json|txt|conf)$)|^[a-z]+(?:[-_.][a-z]+)*$|^[A-Z]+(?:_[A-Z]+)+$"
+    r"^(?:/|\./|~/|[\w.-]+\.(?i:json|txt|conf)$)|^[a-z]+(?:[-_.][a-z]+)*$"
+    r"|^[a-z]+\d?(?:[-_.][a-z]+\d?)+$|^[A-Z]+(?:_[A-Z]+)+$"
 )
 # Files whose literals are fakes by construction: tests feed made-up passwords to the
 # redactors and keep their real canaries runtime-generated (secrets.token_*), never
@@ -842,6 +844,7 @@ def test_the_scanner_finds_what_it_looks_for():
         assert find_secrets("README.md", url_text)
     plain = f"APOD_LOADER_PASSWORD={secrets.token_hex(10)}\n"
     assert find_secrets("deploy/.env", plain)
+    assert find_secrets("deploy/app.py", 'secret_key="hunter2"')  # a word with a digit
     # ... and stays quiet on what the repository legitimately holds.
     quiet = [
         "NASA_API_KEY=DEMO_KEY",
@@ -851,6 +854,7 @@ def test_the_scanner_finds_what_it_looks_for():
         'url = f"postgresql://{role}:{password}@{host}"',
         "APOD_LOADER_PASSWORD_FILE: /run/secrets/apod_loader_password",
         'SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"',
+        'secret_key="s3-access-key-id"',  # a key's name in a Kubernetes Secret
     ]
     for text in quiet:
         assert find_secrets("deploy/x.yml", text) == [], text
