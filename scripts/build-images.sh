@@ -8,6 +8,11 @@
 #   scripts/build-images.sh --tags [NAME...]   # list `<name> <tag>`, build nothing
 #   scripts/build-images.sh --tag TAG NAME     # build one image under another tag
 #
+# Each build gets the build arguments VERSION, PG_MAJOR and STEP (the image's folder name,
+# which apod-package-builder's triggers install as package apod-<STEP>), and the labels:
+# title apod-<name>, version (the tag's), licenses and source (the root pyproject.toml's),
+# and for an image that is a workspace package its pyproject.toml's description (the
+# others carry theirs in their Dockerfile).
 # An image that builds FROM apod-<other> waits for it; the others build side by side
 # (APOD_BUILD_JOBS at a time, default 2). The bases come from ensure-base-image.sh (the
 # official python/debian images when a registry answers, local equivalents otherwise).
@@ -32,7 +37,7 @@ all_names() {
 }
 
 tag_of() {
-  if [ "$1" = postgres ]; then echo "apod-postgres:$PG_MAJOR"; else echo "apod-$1:$VERSION"; fi
+  if [ "$1" = postgres ]; then echo "${APOD_LOCAL_POSTGRES:-apod-postgres:$PG_MAJOR}"; else echo "apod-$1:$VERSION"; fi
 }
 
 # The project images a Dockerfile builds FROM (`FROM apod-<name>:...`).
@@ -46,7 +51,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --tags) tags_only=1; shift ;;
     --tag) custom_tag="${2:?--tag needs a tag}"; shift 2 ;;
-    -h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 0 ;;
     -*) log "unknown option $1"; exit 2 ;;
     *) break ;;
   esac
@@ -113,17 +118,43 @@ fi
 [ "$buildkit" = 1 ] || build_args+=(--build-arg "APOD_WHEELHOUSE=1")
 export DOCKER_BUILDKIT="$buildkit"
 
+# `--label` arguments for image $1 (tagged $2): one place each, the pyproject files.
+labels_of() {
+  python3 - "$1" "${2#*:}" <<'PY'
+import sys
+import tomllib
+from pathlib import Path
+
+name, version = sys.argv[1:]
+project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+labels = {
+    "title": f"apod-{name}",
+    "version": version,
+    "licenses": project["license"]["text"],
+    "source": project["urls"]["Source"],
+}
+package = Path("images", name, "pyproject.toml")
+if package.is_file():
+    labels["description"] = tomllib.loads(package.read_text())["project"]["description"]
+for key, value in labels.items():
+    print(f"--label\norg.opencontainers.image.{key}={value}")
+PY
+}
+
 mkdir -p "$LOG_DIR"
 build() {
-  local name="$1" tag dockerfile="images/$1/Dockerfile" start=$SECONDS
+  local name="$1" tag dockerfile="images/$1/Dockerfile" start=$SECONDS labels
   tag="$(tag_of "$name")"
+  labels="$(labels_of "$name" "$tag")"
+  local -a args=("${build_args[@]}" --build-arg "STEP=$name")
+  mapfile -t -O "${#args[@]}" args <<<"$labels"
   [ -n "$custom_tag" ] && [ "$name" = "${requested[0]}" ] && tag="$custom_tag"
   if [ "$buildkit" = 0 ]; then
     # The plain builder knows no RUN --mount: the same Dockerfile without the cache mounts.
     dockerfile="$LOG_DIR/$name.Dockerfile"
     sed -E 's/--mount=[^ ]+ //g' "images/$name/Dockerfile" >"$dockerfile"
   fi
-  if ! "${DOCKER[@]}" build -f "$dockerfile" "${build_args[@]}" -t "$tag" . \
+  if ! "${DOCKER[@]}" build -f "$dockerfile" "${args[@]}" -t "$tag" . \
       >"$LOG_DIR/$name.log" 2>&1; then
     tail -n 30 "$LOG_DIR/$name.log" >&2
     log "$tag failed (full log: $LOG_DIR/$name.log)"

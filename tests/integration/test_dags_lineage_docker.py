@@ -10,15 +10,20 @@ import contextlib
 import json
 import os
 import secrets
-import sqlite3
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from integration.test_dags_test_docker import AIRFLOW, airflow, drop_role, init_db
+from support.dags_test import (
+    AIRFLOW,
+    airflow,
+    dags_test_env,
+    drop_role,
+    init_db,
+    of_latest_run,
+    role_url,
+)
 from support.services import (
-    REPO,
     STEP_IMAGES,
     apod_test_server,
     docker,
@@ -38,13 +43,11 @@ HOSTILE_DAY = "2024-01-20"
 
 def asset_events(home: Path) -> dict[str, dict]:
     """The latest run's asset events: asset name -> extra."""
-    with sqlite3.connect(home / "airflow.db") as conn:
-        rows = conn.execute(
-            "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id"
-            " WHERE e.source_run_id ="
-            " (SELECT run_id FROM dag_run WHERE dag_id = 'apod_etl' ORDER BY id DESC LIMIT 1)"
-        ).fetchall()
-    return {name: json.loads(extra) for name, extra in rows}
+    query = (
+        "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id"
+        " WHERE e.source_run_id = {run}"
+    )
+    return {name: json.loads(extra) for name, extra in of_latest_run(home, query)}
 
 
 def test_asset_events_name_the_version_and_the_rows_and_lineage_finds_them(tmp_path):
@@ -64,22 +67,14 @@ def test_asset_events_name_the_version_and_the_rows_and_lineage_finds_them(tmp_p
         init_db(db, loader_role, loader_password)
         hostile = {"date": HOSTILE_DAY, "title": "x", "explanation": "y", "media_type": "hologram"}
         server.control(f"entries/{HOSTILE_DAY}", hostile, method="PUT")
-        loader_url = (
-            f"postgresql://{loader_role}:{quote(loader_password, safe='')}"
-            f"@{db.host}:{db.port}/{db.name}"
+        loader_url = role_url(db, loader_role, loader_password)
+        env = dags_test_env(
+            home,
+            data=data,
+            remote=remote,
+            api_url=server.url,
+            db_url=role_url(db, loader_role, loader_password, scheme="postgres"),
         )
-        env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "APOD_DOCKER_NETWORK": "host",
-            "APOD_DATA_VOLUME": data,
-            "APOD_DVC_VOLUME": remote,
-            "APOD_API_URL": server.url,
-            "AIRFLOW_CONN_APOD_DB": loader_url.replace("postgresql://", "postgres://", 1),
-        }
         assert airflow(env, "db", "migrate").returncode == 0
         conf = json.dumps({"start_date": RANGE[0], "end_date": RANGE[1]})
         run = airflow(env, "dags", "test", "--conf", conf, "apod_etl", "2024-02-01")

@@ -12,27 +12,31 @@ import contextlib
 import csv
 import io
 import json
-import os
 import secrets
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import requests
+from support.dags_test import (
+    AIRFLOW,
+    admin_query,
+    airflow,
+    dags_test_env,
+    drop_role,
+    init_db,
+    of_latest_run,
+    role_url,
+)
 from support.services import (
-    REPO,
     STEP_IMAGES,
     apod_test_server,
     docker,
     docker_volume,
     fresh_database,
     image,
-    pg_admin_env,
     require_images,
-    superuser,
     volume_cat,
     volume_git,
 )
@@ -45,72 +49,12 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
 DATE = "2024-01-02"
 RANGE = ("2024-01-01", "2024-01-10")
 TASKS = {step.task_id for step in steps(Settings())}
-AIRFLOW = Path(sys.executable).with_name("airflow")
-
-
-def admin_password() -> str:
-    passfile = Path(pg_admin_env()["PGPASSFILE"])
-    return passfile.read_text().strip().split(":", 4)[4]
-
-
-def init_db(db, loader_role: str, loader_password: str) -> None:
-    """`apod-load init-db` as the server's superuser: schema, table and the loader role."""
-    admin_url = (
-        f"postgresql://postgres:{quote(admin_password(), safe='')}@{db.host}:{db.port}/{db.name}"
-    )
-    env = {**os.environ, "APOD_DATABASE_URL": admin_url, "APOD_LOADER_PASSWORD": loader_password}
-    result = docker(
-        "run",
-        "--rm",
-        "--network",
-        "host",
-        "-e",
-        "APOD_DATABASE_URL",
-        "-e",
-        "APOD_LOADER_PASSWORD",
-        image("load"),
-        "init-db",
-        "--loader-role",
-        loader_role,
-        env=env,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-
-
-def admin_query(dbname: str, query) -> list[tuple]:
-    """As the server's superuser: init-db made the schema, the database owner cannot read it."""
-    with superuser(dbname) as conn:
-        cursor = conn.execute(query)
-        return cursor.fetchall() if cursor.description else []
-
-
-def drop_role(role: str) -> None:
-    from psycopg import sql
-
-    admin_query("postgres", sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-
-
-def airflow(env: dict, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(AIRFLOW), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=env["AIRFLOW_HOME"],
-    )
 
 
 def task_states(home: Path) -> dict[str, str]:
     """The task states of the latest `apod_etl` run."""
-    with sqlite3.connect(home / "airflow.db") as conn:
-        rows = conn.execute(
-            "SELECT task_id, state FROM task_instance WHERE dag_id = 'apod_etl' AND run_id ="
-            " (SELECT run_id FROM dag_run WHERE dag_id = 'apod_etl' ORDER BY id DESC LIMIT 1)"
-        ).fetchall()
-    return dict(rows)
+    query = "SELECT task_id, state FROM task_instance WHERE dag_id = 'apod_etl' AND run_id = {run}"
+    return dict(of_latest_run(home, query))
 
 
 def stored_text(home: Path) -> str:
@@ -129,13 +73,11 @@ def stored_text(home: Path) -> str:
 
 
 def rendered_fields(home: Path) -> dict[str, dict]:
-    with sqlite3.connect(home / "airflow.db") as conn:
-        rows = conn.execute(
-            "SELECT task_id, rendered_fields FROM rendered_task_instance_fields"
-            " WHERE dag_id = 'apod_etl' AND run_id ="
-            " (SELECT run_id FROM dag_run WHERE dag_id = 'apod_etl' ORDER BY id DESC LIMIT 1)"
-        ).fetchall()
-    return {task_id: json.loads(fields) for task_id, fields in rows}
+    query = (
+        "SELECT task_id, rendered_fields FROM rendered_task_instance_fields"
+        " WHERE dag_id = 'apod_etl' AND run_id = {run}"
+    )
+    return {task_id: json.loads(fields) for task_id, fields in of_latest_run(home, query)}
 
 
 def xcom_summaries(home: Path) -> dict[str, dict]:
@@ -194,24 +136,16 @@ def test_dags_test_runs_the_pipeline_and_a_rerun_changes_nothing(airflow_home, m
         data = stack.enter_context(docker_volume("apod-dagstest-data"))
         remote = stack.enter_context(docker_volume("apod-dagstest-dvc"))
         init_db(db, loader_role, loader_password)
-        env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home}/airflow.db",
-            "APOD_DOCKER_NETWORK": "host",
-            "APOD_DATA_VOLUME": data,
-            "APOD_DVC_VOLUME": remote,
-            "APOD_API_URL": server.url,
-            "AIRFLOW_CONN_APOD_NASA_API": json.dumps(
+        env = dags_test_env(
+            airflow_home,
+            data=data,
+            remote=remote,
+            api_url=server.url,
+            db_url=role_url(db, loader_role, loader_password, scheme="postgres"),
+            AIRFLOW_CONN_APOD_NASA_API=json.dumps(
                 {"conn_type": "http", "host": "api.nasa.gov", "password": nasa_key}
             ),
-            "AIRFLOW_CONN_APOD_DB": (
-                f"postgres://{loader_role}:{quote(loader_password, safe='')}"
-                f"@{db.host}:{db.port}/{db.name}"
-            ),
-        }
+        )
         migrated = airflow(env, "db", "migrate")
         assert migrated.returncode == 0, migrated.stderr[-3000:]
 
