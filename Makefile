@@ -7,7 +7,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 export VERSION
 
-.PHONY: help venv lock images base steps lineage test test-fast lint format bench clean
+.PHONY: help venv lock images base steps lineage test test-fast lint format bench bench-cold clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -66,6 +66,10 @@ bench: venv images ## Measure (archive, latency model, Postgres load, images, ow
 	    APOD_TEST_PG_DURABLE=1 scripts/ensure-test-postgres.sh) && \
 	  archive=$${APOD_ARCHIVE_DIR:-$(abspath ../shared/apod-archive/ellanan-apod-api/api/_data/years)} && \
 	  APOD_TEST_PG_ENV=$$env_file APOD_ARCHIVE_DIR=$$archive $(PYTHON) scripts/bench.py
+	@$(MAKE) --no-print-directory bench-cold
+
+bench-cold: ## A fresh clone's make demo, cold (own images, bases, stack; none of this machine's touched); writes docs/BENCHMARKS-cold.md/.json. COLD_CACHE=1 also empties BuildKit's cache mounts (engine-wide)
+	@python3 scripts/bench_cold.py $(if $(filter 1,$(COLD_CACHE)),--prune-cache) $(BENCH_COLD_ARGS)
 
 clean: ## Remove local caches and pipeline outputs (not images, not volumes)
 	rm -rf .pytest_cache .ruff_cache data/raw data/staging artifacts

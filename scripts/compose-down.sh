@@ -3,7 +3,8 @@
 #
 #   scripts/compose-down.sh             stop and remove the containers; keep the volumes
 #   scripts/compose-down.sh --volumes   also delete the volumes: Postgres data, the data
-#                                       volume (CSV), the DVC remote, Airflow's logs
+#                                       volume (CSV and its git/DVC repository), the
+#                                       object store (every data version), Airflow's logs
 # Step containers the scheduler launched are removed by DockerOperator when their task
 # ends; one interrupted by stopping the scheduler would be left behind holding the
 # volumes, so those (label org.apod.pipeline=apod, on this stack's network) go too.

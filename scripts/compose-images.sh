@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build every image the compose deployment runs, in one call to scripts/build-images.sh
 # (from cache when nothing changed, so the stack follows the checkout):
-#  - the step images, the test server and apod-airflow (apod-<name>:<VERSION>);
+#  - the step images, the test server, the object store and apod-airflow
+#    (apod-<name>:<VERSION>);
 #  - Postgres of the project's major (images/postgres/PG_MAJOR): the official
 #    postgres:<major>-bookworm when it is present or can be pulled, else
 #    apod-postgres:<major> built from Debian's packages (images/postgres). The choice is
@@ -44,7 +45,7 @@ case "$postgres_image" in
     ;;
 esac
 
-names=(extract transform load version testserver airflow)
+names=(extract transform load version testserver objectstore airflow)
 [ "$postgres_image" = "$LOCAL_POSTGRES" ] && names+=(postgres)
 if [ "$build" = 1 ]; then
   log "building ${names[*]} (tag $VERSION)"

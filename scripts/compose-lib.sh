@@ -19,8 +19,9 @@ TOOLS_DIR="${APOD_TOOLS_DIR:-$REPO/.cache/tools}"
 OFFLINE_API_URL="http://apod-testserver:8000/planetary/apod"
 # shellcheck disable=SC2034
 OFFICIAL_POSTGRES="postgres:$PG_MAJOR-bookworm"
+# APOD_LOCAL_POSTGRES: another tag for it (make bench-cold keeps its build apart).
 # shellcheck disable=SC2034
-LOCAL_POSTGRES="apod-postgres:$PG_MAJOR"
+LOCAL_POSTGRES="${APOD_LOCAL_POSTGRES:-apod-postgres:$PG_MAJOR}"
 
 log() { printf '%s %s: %s\n' "$(date -u +%H:%M:%S)" "$(basename "$0" .sh)" "$*" >&2; }
 die() { log "$*"; exit 1; }

@@ -33,7 +33,7 @@ ensure_compose
 scripts/compose-env.sh
 if [ "$build" = 1 ]; then scripts/compose-images.sh; else scripts/compose-images.sh --no-build; fi
 
-services=(postgres airflow-api-server airflow-scheduler airflow-dag-processor)
+services=(postgres objectstore airflow-api-server airflow-scheduler airflow-dag-processor)
 if [ "$offline" = 1 ]; then
   profiles="${COMPOSE_PROFILES-$(env_value COMPOSE_PROFILES)}"
   export COMPOSE_PROFILES="${profiles:+$profiles,}offline"
@@ -47,7 +47,7 @@ fi
 log "starting the services"
 # `up` itself waits for the init services its dependents need, and fails when one fails.
 if ! compose up -d --remove-orphans; then
-  for name in apod-db-init airflow-init postgres; do
+  for name in apod-db-init airflow-init postgres objectstore; do
     log "last lines of $name:"
     compose logs --no-color --tail 40 "$name" >&2 || true
   done
@@ -111,8 +111,9 @@ api_url="${APOD_API_URL:-$(env_value APOD_API_URL)}"
 cat <<EOF
 
   Airflow UI:  $(ui_url)   (bound to 127.0.0.1 only)
-  login:       admin / $(env_value AIRFLOW_ADMIN_PASSWORD)   (AIRFLOW_ADMIN_PASSWORD in ${ENV_FILE#"$REPO"/})
+  login:       admin, password: python3 scripts/deploy_env.py get ${ENV_FILE#"$REPO"/} AIRFLOW_ADMIN_PASSWORD
   Postgres:    127.0.0.1:$(setting APOD_PG_PORT 5433)   databases airflow, apod
+  S3 store:    http://127.0.0.1:$(setting APOD_S3_PORT 8333)   bucket apod-dvc (key: APOD_S3_* in ${ENV_FILE#"$REPO"/})
   APOD API:    ${api_url:-https://api.nasa.gov/planetary/apod}
   DAG $DAG_ID: paused until a run is asked for (make run DATE=YYYY-MM-DD)
   ready in $(($(date +%s) - started))s

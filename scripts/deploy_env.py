@@ -36,6 +36,12 @@ def _fernet_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
 
 
+def _access_key_id() -> str:
+    # An S3 access key id is an identifier that logs and error messages may show; the
+    # "apod" prefix tells whose it is, the random part keeps stacks apart.
+    return "apod" + secrets.token_hex(8)
+
+
 # Every secret either deployment needs -> how a fresh value is made.
 GENERATED: dict[str, Callable[[], str]] = {
     "NASA_API_KEY": lambda: os.environ.get("NASA_API_KEY") or "DEMO_KEY",
@@ -47,6 +53,9 @@ GENERATED: dict[str, Callable[[], str]] = {
     "AIRFLOW_JWT_SECRET": _token,
     "AIRFLOW_API_SECRET_KEY": _token,
     "AIRFLOW_FERNET_KEY": _fernet_key,
+    # The object store's one S3 key (images/objectstore), which the version step pushes with.
+    "APOD_S3_ACCESS_KEY_ID": _access_key_id,
+    "APOD_S3_SECRET_ACCESS_KEY": _token,
 }
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
@@ -143,9 +152,10 @@ def new_stack(path: Path, prefix: str, **settings: str) -> dict[str, str]:
         "APOD_DOCKER_NETWORK": f"{name}-net",
         "APOD_PGDATA_VOLUME": f"{name}-pgdata",
         "APOD_DATA_VOLUME": f"{name}-data",
-        "APOD_DVC_VOLUME": f"{name}-dvc-remote",
+        "APOD_OBJECTSTORE_VOLUME": f"{name}-objectstore",
         "APOD_UI_PORT": str(free_port()),
         "APOD_PG_PORT": str(free_port()),
+        "APOD_S3_PORT": str(free_port()),
         "COMPOSE_PROFILES": "offline",
         **settings,
     }

@@ -57,8 +57,8 @@ build_images() {
   if [ "${APOD_K8S_SKIP_BUILD:-}" = 1 ]; then
     log "APOD_K8S_SKIP_BUILD=1: using the local images as they are"
   else
-    log "building the images the cluster runs: the steps, Airflow and Postgres"
-    "$REPO/scripts/build-images.sh" extract transform load version airflow postgres
+    log "building the images the cluster runs: the steps, Airflow, Postgres and the object store"
+    "$REPO/scripts/build-images.sh" extract transform load version airflow postgres objectstore
   fi
   local image
   for image in $("$PYTHON" "$REPO/scripts/k8s_images.py" list); do
@@ -134,6 +134,8 @@ deploy() {
   log "applying k8s/overlays/$1 (images $DEPLOY_TAG, Postgres $POSTGRES_TAG)"
   kubectl --context "$KUBE_CONTEXT" apply -k "$overlay"
   kc rollout status statefulset/postgres --timeout="${TIMEOUT}s"
+  # The version pods push every data version there: ready before any run can start.
+  kc rollout status statefulset/objectstore --timeout="${TIMEOUT}s"
   wait_job apod-db-init
   wait_job airflow-db-migrate
   local deployment
@@ -188,6 +190,8 @@ print_login() {
   login        admin / the AIRFLOW_ADMIN_PASSWORD in ${SECRETS_FILE#"$REPO"/}
   run once     make k8s-run DATE=2024-01-01 [END=2024-01-31]
   inspect      kubectl --context $KUBE_CONTEXT -n $NAMESPACE get pods
+  data store   kubectl --context $KUBE_CONTEXT -n $NAMESPACE port-forward svc/objectstore 8333
+               (S3 keys: APOD_S3_ACCESS_KEY_ID / APOD_S3_SECRET_ACCESS_KEY in ${SECRETS_FILE#"$REPO"/})
 
 EOF
 }

@@ -60,9 +60,10 @@ def postgres_major() -> str:
 
 
 def project_images() -> tuple[str, ...]:
-    """The step images the DAG launches (its one definition) and Airflow's."""
+    """The step images the DAG launches (its one definition), Airflow's and the object
+    store's (the DVC remote of the version pods)."""
     names = dict.fromkeys(step.image for step in steps(Settings(image_tag="-")))
-    return (*names, "airflow")
+    return (*names, "airflow", "objectstore")
 
 
 def sources(build_tag: str) -> dict[str, str]:

@@ -7,8 +7,8 @@ library only).
                                     write DIR/kustomization.yaml for k8s/overlays/OVERLAY
 
 The committed manifests name their images without a tag, so the version is written in
-one file only: apod-airflow and apod-load get /VERSION, apod-postgres the PostgreSQL
-major of images/postgres/PG_MAJOR. The step images (apod-extract, -transform, -load,
+one file only: apod-airflow, apod-load and apod-objectstore get /VERSION, apod-postgres
+the PostgreSQL major of images/postgres/PG_MAJOR. The step images (apod-extract, -transform, -load,
 -version) are named by the DAG, not by the manifests: it reads their tag from
 APOD_IMAGE_TAG, merged here into the ConfigMap apod-airflow-config.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 OVERLAYS_DIR = REPO / "k8s" / "overlays"
 # Images the manifests run that this project builds and tags with its version.
-VERSIONED_IMAGES = ("apod-airflow", "apod-load")
+VERSIONED_IMAGES = ("apod-airflow", "apod-load", "apod-objectstore")
 
 
 def version() -> str:

@@ -67,6 +67,10 @@ def secret_data(
             "loader-password": values["APOD_LOADER_PASSWORD"],
             "admin-password": values["APOD_ADMIN_PASSWORD"],
             "postgres-password": values["POSTGRES_PASSWORD"],
+            # The object store's one identity: the store reads both as files, the
+            # version pods as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (secretKeyRef).
+            "s3-access-key-id": values["APOD_S3_ACCESS_KEY_ID"],
+            "s3-secret-access-key": values["APOD_S3_SECRET_ACCESS_KEY"],
         },
         "apod-airflow-secrets": {
             "sql-alchemy-conn": url(

@@ -11,8 +11,9 @@ Two read-only containers, each asking the store its image knows:
   apod-load provenance --date D    Postgres: the row's run_id, extracted_at, loaded_at
 By hand the repository is this checkout (mounted read-only at its own path) and Postgres
 is APOD_DATABASE_URL (or _FILE, or libpq's PG* variables), passed by name; without any,
-only the repository is asked. With --compose: the stack's data volume (read-only) and
-its Postgres on 127.0.0.1:APOD_PG_PORT as the loader role, from APOD_ENV_FILE or .env.
+only the repository is asked. With --compose: the stack's data volume (read-only), its
+object store on 127.0.0.1:APOD_S3_PORT and its Postgres on 127.0.0.1:APOD_PG_PORT as the
+loader role, from APOD_ENV_FILE or .env.
 Standard library only.
 """
 
@@ -33,7 +34,7 @@ import deploy_env  # noqa: E402
 
 from apod_pipeline.by_hand import Placement, container  # noqa: E402
 from apod_pipeline.settings import Settings  # noqa: E402
-from apod_pipeline.steps import DATA, DATA_CSV, DATABASE_URL, DVC_REMOTE, Volume  # noqa: E402
+from apod_pipeline.steps import DATA, DATA_CSV, DATABASE_URL, Volume  # noqa: E402
 
 SHOWN = (
     ("date", "date"),
@@ -97,15 +98,20 @@ def on_compose(settings: Settings, day: str, environ: dict[str, str]):
     if not env_file.is_file():
         raise SystemExit(f"lineage: no {env_file}: is the compose stack set up (make up)?")
     stack = deploy_env.read_env(env_file)
-    volumes = {
-        DATA.name: stack.get("APOD_DATA_VOLUME") or settings.data_volume,
-        DVC_REMOTE.name: stack.get("APOD_DVC_VOLUME") or settings.dvc_volume,
+    volumes = {DATA.name: stack.get("APOD_DATA_VOLUME") or settings.data_volume}
+    # A version the data volume's DVC cache lacks comes from the stack's object store,
+    # on its published port (the container shares the host's network).
+    store = {
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{stack.get('APOD_S3_PORT') or '8333'}",
+        "AWS_ACCESS_KEY_ID": stack.get("APOD_S3_ACCESS_KEY_ID", ""),
+        "AWS_SECRET_ACCESS_KEY": stack.get("APOD_S3_SECRET_ACCESS_KEY", ""),
     }
     version = container(
         settings.image("version"),
         ["lineage", "--date", day],
         Placement(volumes=volumes, read_only=frozenset(volumes)),
-        volumes=(DATA, DVC_REMOTE),
+        volumes=(DATA,),
+        secrets=store,
     )
     password = quote(stack.get("APOD_LOADER_PASSWORD", ""), safe="")
     port = stack.get("APOD_PG_PORT") or "5433"

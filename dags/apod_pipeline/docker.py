@@ -1,7 +1,8 @@
 """Render the steps as DockerOperator tasks (DAG `apod_etl`, docker-compose).
 
 Containers join APOD_DOCKER_NETWORK and mount the named volumes APOD_DATA_VOLUME at
-/data and, for version, APOD_DVC_VOLUME at /dvc-remote. Secrets are looked up in Airflow
+/data and, for version when APOD_DVC_REMOTE is a path (compose sets an s3:// store),
+APOD_DVC_VOLUME at /dvc-remote. Secrets are looked up in Airflow
 connections inside execute() and handed over in `private_environment` only.
 """
 

@@ -1,8 +1,9 @@
 """Render the steps as KubernetesPodOperator tasks (DAG `apod_etl_k8s`).
 
 Pods run in APOD_K8S_NAMESPACE under the restricted Pod Security Standard, mount the
-PVC `apod-data` at /data (and `apod-dvc-remote` at /dvc-remote for version), and take
-their secrets from the Secret `apod-secrets` by secretKeyRef: the DAG holds names only.
+PVC `apod-data` at /data (and, only when APOD_DVC_REMOTE is a path rather than the
+deployments' s3:// store, `apod-dvc-remote` at /dvc-remote for version), and take their
+secrets from the Secret `apod-secrets` by secretKeyRef: the DAG holds names only.
 """
 
 from __future__ import annotations

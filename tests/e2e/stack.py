@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from support.objectstore import ObjectStore
 from support.services import REPO, image
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -49,11 +50,23 @@ class Stack:
     @property
     def volumes(self) -> list[str]:
         env = self.env
-        return [env[n] for n in ("APOD_PGDATA_VOLUME", "APOD_DATA_VOLUME", "APOD_DVC_VOLUME")]
+        names = ("APOD_PGDATA_VOLUME", "APOD_DATA_VOLUME", "APOD_OBJECTSTORE_VOLUME")
+        return [env[n] for n in names]
 
     @property
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.env['APOD_UI_PORT']}"
+
+    def object_store(self) -> ObjectStore:
+        """The stack's S3 store as the host reaches it: its published port, the stack's key."""
+        env = self.env
+        return ObjectStore(
+            container=self.compose("ps", "-q", "objectstore").stdout.strip(),
+            volume=env["APOD_OBJECTSTORE_VOLUME"],
+            endpoint=f"http://127.0.0.1:{env['APOD_S3_PORT']}",
+            access_key=env["APOD_S3_ACCESS_KEY_ID"],
+            secret_key=env["APOD_S3_SECRET_ACCESS_KEY"],
+        )
 
     def script_env(self) -> dict[str, str]:
         """The tests' environment, pointed at this stack's env file and nothing else."""

@@ -12,7 +12,13 @@ from support.services import docker
 
 pytestmark = pytest.mark.compose
 
-LONG_RUNNING = ("postgres", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
+LONG_RUNNING = (
+    "postgres",
+    "objectstore",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+)
 
 
 def inspect(stack, service: str) -> dict:
@@ -40,7 +46,11 @@ def test_published_ports_are_loopback_only(compose_stack):
         for port, bindings in bindings_of.items():
             for binding in bindings:
                 published[f"{service} {port}"] = binding["HostIp"]
-    assert set(published) == {"postgres 5432/tcp", "airflow-api-server 8080/tcp"}
+    assert set(published) == {
+        "postgres 5432/tcp",
+        "objectstore 8333/tcp",
+        "airflow-api-server 8080/tcp",
+    }
     assert set(published.values()) == {"127.0.0.1"}
 
 

@@ -130,6 +130,34 @@ def secret_refs(spec: dict) -> set[tuple[str, str]]:
     return refs
 
 
+def _script(name: str):
+    """A module of scripts/ (no package), loaded by path."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def airflow_config() -> dict[str, str]:
+    """The ConfigMap apod-airflow-config's settings as base/airflow/airflow.env has them
+    (the overlay adds only APOD_IMAGE_TAG)."""
+    return _script("deploy_env").read_env(REPO / "k8s" / "base" / "airflow" / "airflow.env")
+
+
+def deployment_settings(**overrides):
+    """The DAG's settings as the cluster's scheduler reads them from the ConfigMap: the
+    object store as DVC remote among them."""
+    from dataclasses import replace
+
+    from apod_pipeline.settings import Settings
+
+    return replace(Settings.from_env(airflow_config()), **overrides)
+
+
 @functools.cache
 def dag_pods(
     start_date: str | None = "2024-01-01",
@@ -137,9 +165,14 @@ def dag_pods(
     logical_date: str | None = None,
     run_id: str = "manual__k8s_contract",
 ) -> list[tuple[str, dict]]:
-    """render_pods() (tests/support/airflow_render.py), once per args."""
+    """render_pods() (tests/support/airflow_render.py) with the deployment's settings,
+    once per args."""
     from support.airflow_render import render_pods
 
     return render_pods(
-        logical_date=logical_date, start_date=start_date, end_date=end_date, run_id=run_id
+        logical_date=logical_date,
+        start_date=start_date,
+        end_date=end_date,
+        run_id=run_id,
+        settings=deployment_settings(),
     )

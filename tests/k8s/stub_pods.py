@@ -159,8 +159,8 @@ def airflow_config(cluster: dict, namespace: str = "apod") -> dict[str, str]:
 
 def run_dag(context: str, run_id: str, conf: dict, set_task: Callable[[str, str], None]) -> str:
     """The DAG's pods for one manual run, in order, as the scheduler would launch them
-    with the cluster's settings (the ConfigMap's APOD_IMAGE_TAG and APOD_API_URL) and
-    Secrets. Returns the run's state."""
+    with the cluster's settings (the ConfigMap's: APOD_IMAGE_TAG, APOD_API_URL, the DVC
+    remote and APOD_S3_ENDPOINT among them) and Secrets. Returns the run's state."""
     from support.airflow_render import render_pods
 
     from apod_pipeline.exit_codes import NOTHING_TO_DO
@@ -169,9 +169,7 @@ def run_dag(context: str, run_id: str, conf: dict, set_task: Callable[[str, str]
 
     cluster = stub_state.read()["clusters"][context]
     config = airflow_config(cluster)
-    settings = Settings(
-        api_url=config["APOD_API_URL"], image_tag=config["APOD_IMAGE_TAG"], k8s_namespace="apod"
-    )
+    settings = Settings.from_env({**config, "APOD_K8S_NAMESPACE": "apod"})
     pods = render_pods(
         logical_date=None,
         start_date=conf["start_date"],

@@ -6,6 +6,7 @@ images loaded into the cluster)."""
 from __future__ import annotations
 
 import sys
+from urllib.parse import urlsplit
 
 import pytest
 from k8s_pss import project_violations, restricted_violations
@@ -101,8 +102,38 @@ def test_pods_mount_the_shared_volumes_where_the_steps_expect_them(pods):
     for task in TASKS:
         assert mounts[task]["/data"] == "apod-data"
         assert mounts[task]["/tmp"] == "emptyDir"
-    assert mounts["version"]["/dvc-remote"] == "apod-dvc-remote"
-    assert "/dvc-remote" not in mounts["extract"]
+    # The DVC remote is the object store, not a volume.
+    assert not [m for task in TASKS for m in mounts[task] if m not in ("/data", "/tmp")]
+
+
+def test_the_version_pod_pushes_to_the_object_store_with_its_identity(pods):
+    """The cluster's settings send version to the Service objectstore, with the same two
+    keys of apod-secrets the store reads as its one identity."""
+    if kustomize_command() is None:
+        pytest.skip("no kubectl or kustomize on PATH")
+    index = {(o["kind"], o["metadata"]["name"]): o for o in render_overlay("kind")}
+    (container,) = dict(pods)["version"]["spec"]["containers"]
+    env = {var["name"]: var.get("value", var.get("valueFrom")) for var in container["env"]}
+    assert env["APOD_DVC_REMOTE"] == "s3://apod-dvc/apod"
+    endpoint = urlsplit(env["AWS_ENDPOINT_URL_S3"])
+    service = index[("Service", endpoint.hostname)]["spec"]
+    assert [p["port"] for p in service["ports"]] == [endpoint.port]
+    statefulset = index[("StatefulSet", endpoint.hostname)]
+    assert (
+        service["selector"].items() <= statefulset["spec"]["template"]["metadata"]["labels"].items()
+    )
+    store = pod_spec(statefulset)
+    (bucket,) = [e["value"] for e in store["containers"][0]["env"] if e["name"].endswith("BUCKET")]
+    assert env["APOD_DVC_REMOTE"].startswith(f"s3://{bucket}/")
+    pod_keys = {
+        env["AWS_ACCESS_KEY_ID"]["secretKeyRef"]["key"],
+        env["AWS_SECRET_ACCESS_KEY"]["secretKeyRef"]["key"],
+    }
+    assert secret_refs(store) == {("apod-secrets", key) for key in pod_keys}
+    # No task reads the other's: only version gets the store's keys.
+    for task, pod in pods:
+        if task != "version":
+            assert not {key for _, key in secret_refs(pod_spec(pod))} & pod_keys, task
 
 
 def test_manual_and_scheduled_runs_pass_their_dates():

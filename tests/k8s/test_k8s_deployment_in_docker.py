@@ -1,6 +1,7 @@
 """The deployment of k8s/overlays/kind, run with Docker as rendered: Postgres (its init
-script from the ConfigMap, passwords from the Secret files), the apod-db-init and
-airflow-db-migrate Jobs, then the Airflow Deployments with their init containers, all
+script from the ConfigMap, passwords from the Secret files), the object store (its keys
+from the Secret's files), the apod-db-init and airflow-db-migrate Jobs, then the Airflow
+Deployments with their init containers, all
 with the restricted security contexts and read-only root filesystems. Services become
 network aliases on a private Docker network; Secret values come from
 scripts/k8s_secrets.py, as the up scripts create them.
@@ -98,7 +99,7 @@ def docker_network() -> Iterator[tuple[str, list[str]]]:
 def test_the_rendered_deployment_runs_in_docker(tmp_path):
     if kustomize_command() is None:
         pytest.skip("no kubectl or kustomize on PATH")
-    require_images("airflow", "load")
+    require_images("airflow", "load", "objectstore")
     objs = render_overlay("kind")
     index = by_kind_name(objs)
     postgres = index[("StatefulSet", "postgres")]
@@ -116,13 +117,14 @@ def test_the_rendered_deployment_runs_in_docker(tmp_path):
     with (
         # Leaving in reverse order: the containers go before their volume.
         docker_volume("apod-k8s-pgdata") as pgdata,
+        docker_volume("apod-k8s-objectstore") as store_data,
         docker_network() as (network, started),
     ):
         cluster = Cluster(
             workdir=tmp_path / "volumes",
             secrets=k8s_secrets.secret_data(values),
             config_maps=config_maps(objs),
-            claims={"pgdata-postgres-0": pgdata},
+            claims={"pgdata-postgres-0": pgdata, "data-objectstore-0": store_data},
             network=network,
         )
 
@@ -201,6 +203,11 @@ def test_the_rendered_deployment_runs_in_docker(tmp_path):
         )
         assert wrong.returncode != 0
 
+        # The object store, where the version pods push (http://objectstore:8333): it
+        # starts meanwhile; its probes are checked with the Deployments' below.
+        objectstore = index[("StatefulSet", "objectstore")]
+        names = {"objectstore": start(objectstore, "objectstore", "objectstore")}
+
         # The Jobs, twice each: both are idempotent. init-db creates the loader role.
         for _ in range(2):
             run(index[("Job", "apod-db-init")], "init-db")
@@ -225,7 +232,6 @@ def test_the_rendered_deployment_runs_in_docker(tmp_path):
         run(index[("Job", "airflow-db-migrate")], "db-migrate")
 
         # The Deployments: init container to completion, then the main container.
-        names = {}
         for deployment, container, extra in (
             ("airflow-api-server", "api-server", ("-p", "127.0.0.1::8080")),
             ("airflow-scheduler", "scheduler", ()),
@@ -252,12 +258,13 @@ def test_the_rendered_deployment_runs_in_docker(tmp_path):
         with pytest.raises(airflow_api.ApiError):
             airflow_api.Airflow(url, "admin", "not-the-password").login()
 
-        for deployment, container in (
-            ("airflow-api-server", "api-server"),
-            ("airflow-scheduler", "scheduler"),
-            ("airflow-dag-processor", "dag-processor"),
+        for workload, container in (
+            (("Deployment", "airflow-api-server"), "api-server"),
+            (("Deployment", "airflow-scheduler"), "scheduler"),
+            (("Deployment", "airflow-dag-processor"), "dag-processor"),
+            (("StatefulSet", "objectstore"), "objectstore"),
         ):
-            (spec,) = index[("Deployment", deployment)]["spec"]["template"]["spec"]["containers"]
+            (spec,) = index[workload]["spec"]["template"]["spec"]["containers"]
             for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
                 if kind in spec:
                     check = dict(spec[kind])

@@ -40,7 +40,7 @@ def lines(result: subprocess.CompletedProcess, level: str) -> list[str]:
 
 
 def test_the_pinned_tools_pass(tmp_path):
-    result = doctor(tmp_path, MINIKUBE_MEMORY="2500mb")
+    result = doctor(tmp_path, MINIKUBE_MEMORY="2700mb")
     assert result.returncode == 0, result.stdout
     assert lines(result, "FAIL") == []
     assert "what kind-up needs" in result.stdout
@@ -116,8 +116,9 @@ def requests(spec: dict) -> tuple[int, int]:
 
 
 def test_the_stack_at_its_busiest_fits_the_node_tools_env_sizes():
-    """Airflow, Postgres and the two load pods at once, plus the control plane, are what
-    STACK_*_REQUESTS say, and fit minikube's node (and a 2-CPU kind host)."""
+    """Airflow, Postgres, the object store and the two load pods at once, plus the
+    control plane, are what STACK_*_REQUESTS say, and fit minikube's node (and a 2-CPU
+    kind host)."""
     pytest.importorskip("airflow.providers.cncf.kubernetes")
     if kustomize_command() is None:
         pytest.skip("no kubectl or kustomize on PATH")
@@ -125,7 +126,7 @@ def test_the_stack_at_its_busiest_fits_the_node_tools_env_sizes():
         pod_spec(o) for o in render_overlay("kind") if o["kind"] in ("Deployment", "StatefulSet")
     ]
     loads = [pod["spec"] for task, pod in dag_pods() if task in ("load_postgres", "load_csv")]
-    assert len(running) == 4
+    assert len(running) == 5
     assert len(loads) == 2
     asked = [requests(spec) for spec in running + loads]
     cpu = CONTROL_PLANE_MILLICPUS + sum(c for c, _ in asked)

@@ -4,18 +4,25 @@ read-only root, no capabilities, no privilege escalation), in DAG order, leave t
 same result as the four images run by hand: same rows in Postgres, same CSV bytes, same
 DVC hash in the .dvc file, same objects in the DVC remote.
 
-The PVCs are backed two ways: by named Docker volumes, and by what a real cluster's
+The pods get the cluster's settings (the ConfigMap's): the DVC remote is the object
+store, so the version pod pushes to a real one (images/objectstore, one for the module)
+with the key of apod-secrets delivered as the rendered pod says (secretKeyRef -> env),
+and the CSV's content-addressed object is read back from the bucket through S3.
+
+The data PVC is backed two ways: by a named Docker volume, and by what a real cluster's
 PersistentVolume is on kind (local-path) and minikube (hostpath): a host directory owned
 by root, mode 0777, that the kubelet does not re-own (fsGroup does not apply to those).
 On the latter the pods commit once the first time, with no failed attempt, and a second
 run commits nothing.
 
-Real Docker, Postgres, git and DVC; the NASA API is the repository's test server.
+Real Docker, Postgres, git, DVC and S3; the NASA API is the repository's test server.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import shutil
 import subprocess
 import tempfile
@@ -24,7 +31,9 @@ from pathlib import Path
 
 import pytest
 from k8s_podrun import Cluster, docker_run
+from k8s_render import deployment_settings
 from support.airflow_render import render_pods
+from support.objectstore import ObjectStore, object_key, object_store
 from support.services import (
     STEP_IMAGES,
     apod_test_server,
@@ -75,16 +84,23 @@ def remote_files(volume: str) -> list[str]:
     return sorted(result.stdout.split())
 
 
-@contextlib.contextmanager
-def named_volumes() -> Iterator[tuple[str, str]]:
-    with docker_volume("apod-k8s-data") as data, docker_volume("apod-k8s-dvc") as remote:
-        yield data, remote
+def bucket_files(store: ObjectStore, prefix: str) -> list[str]:
+    """The objects under the remote's prefix, named as `remote_files` names a local
+    remote's files (DVC lays out both alike)."""
+    keys = [key for key in store.object_keys() if key.startswith(f"{prefix}/")]
+    return sorted(f"./{key.removeprefix(prefix + '/')}" for key in keys)
 
 
 @contextlib.contextmanager
-def provisioned_directories() -> Iterator[tuple[str, str]]:
-    """Two host directories as local-path/hostpath provision them: root:root, 0777. Made
-    and removed by root in a throwaway container (what the pods leave is uid 10001's)."""
+def named_volume() -> Iterator[str]:
+    with docker_volume("apod-k8s-data") as data:
+        yield data
+
+
+@contextlib.contextmanager
+def provisioned_directory() -> Iterator[str]:
+    """A host directory as local-path/hostpath provision it: root:root, 0777. Made and
+    removed by root in a throwaway container (what the pods leave is uid 10001's)."""
     parent = Path(tempfile.mkdtemp(prefix="apod-k8s-pv-"))
 
     def as_root(script: str) -> None:
@@ -94,17 +110,23 @@ def provisioned_directories() -> Iterator[tuple[str, str]]:
         )  # fmt: skip
 
     try:
-        as_root("mkdir /pv/data /pv/remote && chmod 0777 /pv/data /pv/remote")
-        for path in (parent / "data", parent / "remote"):
-            info = path.stat()
-            assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (0, 0, 0o777)
-        yield str(parent / "data"), str(parent / "remote")
+        as_root("mkdir /pv/data && chmod 0777 /pv/data")
+        info = (parent / "data").stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (0, 0, 0o777)
+        yield str(parent / "data")
     finally:
-        as_root("rm -rf /pv/data /pv/remote")
+        as_root("rm -rf /pv/data")
         shutil.rmtree(parent, ignore_errors=True)
 
 
-BACKINGS = {"named volumes": named_volumes, "root-owned 0777 directories": provisioned_directories}
+BACKINGS = {"named volume": named_volume, "root-owned 0777 directory": provisioned_directory}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Iterator[ObjectStore]:
+    """One object store for the module; each case pushes under a prefix of its own."""
+    with object_store(tmp_path_factory.mktemp("objectstore-keys")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +137,8 @@ def by_hand() -> dict:
     with (
         apod_test_server() as server,
         fresh_database("apod_k8s_hand") as db,
-        named_volumes() as (data, remote),
+        docker_volume("apod-k8s-data") as data,
+        docker_volume("apod-k8s-dvc") as remote,
     ):
         runner = Runner(
             Settings(api_url=server.url),
@@ -134,16 +157,11 @@ def by_hand() -> dict:
 
 
 def run_pods(
-    server_url: str, cluster: Cluster, run_id: str
+    settings: Settings, cluster: Cluster, run_id: str
 ) -> dict[str, subprocess.CompletedProcess]:
     """The DAG's pods of one manual run, in order, until one fails or has nothing to do."""
-    # What the scheduler's APOD_API_URL would give the pods: the test server.
     pods = render_pods(
-        logical_date=None,
-        start_date=FIRST,
-        end_date=LAST,
-        run_id=run_id,
-        settings=Settings(api_url=server_url),
+        logical_date=None, start_date=FIRST, end_date=LAST, run_id=run_id, settings=settings
     )
     results = {}
     for task, pod in pods:
@@ -155,23 +173,44 @@ def run_pods(
 
 
 @pytest.mark.parametrize("backing", list(BACKINGS))
-def test_dag_pods_run_in_docker_leave_what_the_by_hand_run_leaves(backing, by_hand, tmp_path):
+def test_dag_pods_run_in_docker_leave_what_the_by_hand_run_leaves(
+    backing, by_hand, store, tmp_path
+):
+    prefix = f"apod-k8s-{list(BACKINGS).index(backing)}"
     with (
         apod_test_server() as server,
         fresh_database("apod_k8s_pods") as pod_db,
-        BACKINGS[backing]() as (data, remote),
+        BACKINGS[backing]() as data,
     ):
+        # The cluster's settings, with what its Services are here: the test server for
+        # APOD_API_URL, the store's host port for http://objectstore:8333.
+        remote = deployment_settings().dvc_remote
+        assert remote.startswith(f"s3://{store.bucket}/")
+        settings = deployment_settings(
+            api_url=server.url,
+            s3_endpoint=store.endpoint,
+            dvc_remote=f"s3://{store.bucket}/{prefix}",
+        )
         cluster = Cluster(
             workdir=tmp_path,
-            secrets={"apod-secrets": {"nasa-api-key": "DEMO_KEY", "database-url": pod_db.url}},
-            claims={"apod-data": data, "apod-dvc-remote": remote},
+            secrets={
+                "apod-secrets": {
+                    "nasa-api-key": "DEMO_KEY",
+                    "database-url": pod_db.url,
+                    "s3-access-key-id": store.access_key,
+                    "s3-secret-access-key": store.secret_key,
+                }
+            },
+            claims={"apod-data": data},
         )
-        first = run_pods(server.url, cluster, "manual__k8s_contract")
+        first = run_pods(settings, cluster, "manual__k8s_contract")
         # Every pod succeeded the first time: no failed attempt for a retry to get past.
         for task, result in first.items():
             assert result.returncode == 0, f"pod {task}: {result.stderr[-3000:]}"
             assert result.stdout.strip().splitlines()[-1].startswith("{"), task
-            assert pod_db.password not in result.stdout + result.stderr
+            output = result.stdout + result.stderr
+            assert pod_db.password not in output
+            assert store.secret_key not in output
         assert len(first) == 5
 
         csv = read(data, "apod_data.csv")
@@ -180,7 +219,14 @@ def test_dag_pods_run_in_docker_leave_what_the_by_hand_run_leaves(backing, by_ha
         dvc_file = read(data, "apod_data.csv.dvc")
         assert b"md5: " in dvc_file
         assert dvc_file == by_hand["dvc_file"]
-        assert remote_files(remote) == by_hand["remote"] != []
+        # The store holds what the by-hand run's local remote holds, and the CSV's
+        # content-addressed object is the CSV.
+        summary = json.loads(first["version"].stdout.strip().splitlines()[-1])
+        md5 = hashlib.md5(csv, usedforsecurity=False).hexdigest()
+        assert summary["md5"] == md5
+        assert summary["dvc_pushed"] is True
+        assert bucket_files(store, prefix) == by_hand["remote"] != []
+        assert store.read_when_served(object_key(prefix, md5)) == csv
         rows = pod_db.query(QUERY)
         assert len(rows) == 31
         assert rows == by_hand["rows"]
@@ -193,7 +239,8 @@ def test_dag_pods_run_in_docker_leave_what_the_by_hand_run_leaves(backing, by_ha
         assert volume_git(data, "status", "--porcelain") == ""
 
         # A second run of the same range changes nothing and commits nothing.
-        second = run_pods(server.url, cluster, "manual__k8s_contract_again")
+        second = run_pods(settings, cluster, "manual__k8s_contract_again")
         assert second["version"].returncode == NOTHING_TO_DO, second["version"].stderr[-3000:]
         assert read(data, "apod_data.csv") == csv
         assert volume_git(data, "log", "--format=%s").splitlines() == commits
+        assert bucket_files(store, prefix) == by_hand["remote"]

@@ -1,25 +1,32 @@
 """scripts/k8s_smoke.py (make k8s-smoke) against the cluster stand-in: the up script, a
 DAG run whose pods the stand-in runs with Docker (the rendered pods, the images loaded
 under this build's content tag), the reads through `kubectl exec` (psql in the Postgres
-pod, a restricted reader pod on apod-data), the by-hand run, and the verdicts. Also: the
-run it asked for is the only one the stand-in's scheduler started (make k8s-run)."""
+pod, a restricted reader pod on apod-data), the by-hand run, and the verdicts. The
+cluster's DVC remote is a real object store holding the Secret's keys (its endpoint set
+like an overlay's): the version pod pushes there. Also: the run it asked for is the only
+one the stand-in's scheduler started (make k8s-run)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import k8s_secrets
 import k8s_smoke
 import pytest
 import stand_in
-from k8s_render import REPO
+from k8s_render import REPO, airflow_config
+from support.objectstore import object_key, object_store
 from support.services import (
     STEP_IMAGES,
     apod_test_server,
     docker,
     docker_volume,
     fresh_database,
+    image,
     require_images,
 )
 
@@ -31,24 +38,38 @@ FIRST, LAST = "2024-01-01", "2024-01-31"
 
 def test_the_smoke_passes_on_the_stand_in_and_starts_only_its_run(tmp_path):
     pytest.importorskip("airflow.providers.cncf.kubernetes")
-    require_images(*STEP_IMAGES, "airflow")
+    require_images(*STEP_IMAGES, "airflow", "objectstore")
     if docker("image", "inspect", f"apod-postgres:{PG_MAJOR}", check=False).returncode != 0:
         pytest.skip(f"apod-postgres:{PG_MAJOR} not built")
+    env = stand_in.environment(tmp_path)
+    # The secrets file the up script keeps: made first, so the store gets its S3 key.
+    made = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "k8s_secrets.py"), "init",
+         env["APOD_K8S_SECRETS_FILE"]],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    values = k8s_secrets.read_env(Path(env["APOD_K8S_SECRETS_FILE"]))
     with (
         stand_in.removing_content_tags(),
         apod_test_server() as server,
         fresh_database("hk8s_smoke") as db,
         docker_volume("hk8s-smoke-data") as data,
-        docker_volume("hk8s-smoke-dvc") as remote,
+        object_store(
+            tmp_path / "store-keys",
+            keys=(values["APOD_S3_ACCESS_KEY_ID"], values["APOD_S3_SECRET_ACCESS_KEY"]),
+        ) as store,
     ):
-        env = stand_in.environment(
-            tmp_path,
-            CLUSTER_STUB_RUN_PODS="1",
-            CLUSTER_STUB_CLAIMS=json.dumps({"apod-data": data, "apod-dvc-remote": remote}),
-            CLUSTER_STUB_DATABASE=db.url,
-            # The cluster's API: an overlay pointing APOD_API_URL at the test server.
-            CLUSTER_STUB_CONFIG=json.dumps({"APOD_API_URL": server.url}),
-        )
+        env |= {
+            "CLUSTER_STUB_RUN_PODS": "1",
+            "CLUSTER_STUB_CLAIMS": json.dumps({"apod-data": data}),
+            "CLUSTER_STUB_DATABASE": db.url,
+            # The cluster's API and object store: an overlay pointing APOD_API_URL at the
+            # test server and APOD_S3_ENDPOINT at the store.
+            "CLUSTER_STUB_CONFIG": json.dumps(
+                {"APOD_API_URL": server.url, "APOD_S3_ENDPOINT": store.endpoint}
+            ),
+        }
         try:
             smoke = subprocess.run(
                 [sys.executable, str(REPO / "scripts" / "k8s_smoke.py"), "kind", "--keep",
@@ -56,6 +77,12 @@ def test_the_smoke_passes_on_the_stand_in_and_starts_only_its_run(tmp_path):
                 env=env, capture_output=True, text=True, timeout=1400,
             )  # fmt: skip
             state = stand_in.state(env)
+            pushed = store.object_keys()
+            csv = subprocess.run(
+                ["docker", "run", "--rm", "-v", f"{data}:/v:ro", "--entrypoint", "cat",
+                 image("version"), "/v/apod_data.csv"],
+                capture_output=True, check=True,
+            ).stdout  # fmt: skip
         finally:
             subprocess.run([str(REPO / "scripts" / "k8s-kind-down.sh")], env=env, check=False)
     verdicts = [line for line in smoke.stdout.splitlines() if line.startswith("k8s-smoke: ")]
@@ -65,6 +92,9 @@ def test_the_smoke_passes_on_the_stand_in_and_starts_only_its_run(tmp_path):
     assert all(line.split()[1] == "PASS" for line in verdicts[:-1]), verdicts
     assert verdicts[-1] == "k8s-smoke: 5 of 5 checks passed"
     assert "31 rows for 2024-01-01..2024-01-31" in smoke.stdout
+    # The version pod pushed the CSV to the store, under the ConfigMap's remote.
+    prefix = airflow_config()["APOD_DVC_REMOTE"].removeprefix(f"s3://{store.bucket}/")
+    assert object_key(prefix, hashlib.md5(csv, usedforsecurity=False).hexdigest()) in pushed
 
     (cluster,) = state["clusters"].values()
     (run,) = cluster["airflow"]["runs"]  # no scheduled run beside it

@@ -55,7 +55,7 @@ def build_tagged(tag: str) -> Iterator[None]:
 def stub(tmp_path: Path) -> Iterator[dict[str, str]]:
     """The stand-in's environment, deploying a private build tag of the local images
     (so that other builds retagging apod-*:VERSION meanwhile change nothing here)."""
-    require_images("extract", "transform", "load", "version", "airflow")
+    require_images("extract", "transform", "load", "version", "airflow", "objectstore")
     if docker("image", "inspect", f"apod-postgres:{PG_MAJOR}", check=False).returncode != 0:
         pytest.skip(f"apod-postgres:{PG_MAJOR} not built")
     build = f"hk8s-{secrets.token_hex(3)}"
@@ -170,6 +170,7 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
         assert images == {
             f"apod-airflow:{tag}",
             f"apod-load:{tag}",
+            f"apod-objectstore:{tag}",
             f"apod-postgres:{pg_tag}",
         }
         assert images <= loaded
@@ -194,7 +195,7 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
         # Every workload it applied was waited for, after the apply and before the UI.
         state = stand_in.state(stub)["clusters"][context]
         workloads = [k for k in state["objects"] if k.split("/")[0] in WORKLOADS]
-        assert len(workloads) == 6
+        assert len(workloads) == 7
         assert unwaited(state) == []
         waits = [i for i, c in enumerate(plain) if c[1] in ("rollout", "get") and i > apply_k]
         assert waits

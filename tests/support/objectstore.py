@@ -197,12 +197,14 @@ def host_endpoint(container: str) -> str:
 
 
 @contextlib.contextmanager
-def object_store(key_dir: Path, volume: str | None = None, *extra: str) -> Iterator[ObjectStore]:
-    """A running, healthy object store with fresh keys; removed (with its volume unless
-    one was given: a volume name or a host directory) when the block ends. `extra` are
-    more `docker run` options."""
+def object_store(
+    key_dir: Path, volume: str | None = None, *extra: str, keys: tuple[str, str] | None = None
+) -> Iterator[ObjectStore]:
+    """A running, healthy object store with fresh keys (or `keys`: access key id, secret
+    key); removed (with its volume unless one was given: a volume name or a host
+    directory) when the block ends. `extra` are more `docker run` options."""
     require_images("objectstore")
-    access_key, secret_key = new_keys()
+    access_key, secret_key = keys or new_keys()
     write_key_files(key_dir, access_key, secret_key)
     suffix = secrets.token_hex(4)
     name = f"{PREFIX}-objectstore-{suffix}"

