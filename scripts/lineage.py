@@ -34,7 +34,15 @@ import deploy_env  # noqa: E402
 
 from apod_pipeline.by_hand import Placement, container  # noqa: E402
 from apod_pipeline.settings import Settings  # noqa: E402
-from apod_pipeline.steps import DATA, DATA_CSV, DATABASE_URL, Volume  # noqa: E402
+from apod_pipeline.steps import (  # noqa: E402
+    DATA,
+    DATA_CSV,
+    DATABASE_URL,
+    S3_ACCESS_KEY_ID,
+    S3_ENDPOINT_ENV,
+    S3_SECRET_ACCESS_KEY,
+    Volume,
+)
 
 SHOWN = (
     ("date", "date"),
@@ -102,9 +110,9 @@ def on_compose(settings: Settings, day: str, environ: dict[str, str]):
     # A version the data volume's DVC cache lacks comes from the stack's object store,
     # on its published port (the container shares the host's network).
     store = {
-        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{stack.get('APOD_S3_PORT') or '8333'}",
-        "AWS_ACCESS_KEY_ID": stack.get("APOD_S3_ACCESS_KEY_ID", ""),
-        "AWS_SECRET_ACCESS_KEY": stack.get("APOD_S3_SECRET_ACCESS_KEY", ""),
+        S3_ENDPOINT_ENV: f"http://127.0.0.1:{stack.get('APOD_S3_PORT') or '8333'}",
+        S3_ACCESS_KEY_ID.env: stack.get("APOD_S3_ACCESS_KEY_ID", ""),
+        S3_SECRET_ACCESS_KEY.env: stack.get("APOD_S3_SECRET_ACCESS_KEY", ""),
     }
     version = container(
         settings.image("version"),

@@ -146,6 +146,9 @@ DATABASE_URL = SecretEnv(
     ),
 )
 
+# Where an s3:// remote answers (botocore reads it: no endpoint in any DVC config).
+S3_ENDPOINT_ENV = "AWS_ENDPOINT_URL_S3"
+
 # The object store's key, for version when its remote is s3:// (dvc-s3 reads these names).
 S3_ACCESS_KEY_ID = SecretEnv(
     env="AWS_ACCESS_KEY_ID",
@@ -157,7 +160,7 @@ S3_ACCESS_KEY_ID = SecretEnv(
         "AWS_SHARED_CREDENTIALS_FILE",
         "AWS_PROFILE",
         "AWS_SESSION_TOKEN",
-        "AWS_ENDPOINT_URL_S3",
+        S3_ENDPOINT_ENV,
         "AWS_ENDPOINT_URL",
         "AWS_DEFAULT_REGION",
     ),
@@ -307,7 +310,7 @@ def version_step(checkout: Checkout | None, settings: Settings | None = None) ->
         if remote.startswith("s3://"):
             secrets = OBJECT_STORE_SECRETS
             if settings and settings.s3_endpoint:
-                environment["AWS_ENDPOINT_URL_S3"] = settings.s3_endpoint
+                environment[S3_ENDPOINT_ENV] = settings.s3_endpoint
         return Step(
             **common,
             arguments=("--run-id", RUN_ID, "--init-repo"),
