@@ -71,7 +71,7 @@ def measure(report: Report, clone: ColdClone, with_changes: bool) -> int:
         report.fact("Airflow API", f"not read: {exc}")
         run = None
     logs = bench_cold.read_build_logs(list(clone.build_logs().values()))
-    bench_cold.add_figures(report, phases, logs, run, started)
+    bench_cold.add_figures(report, phases, logs, run, started, code)
     return code
 
 
@@ -130,6 +130,8 @@ def main(argv: list[str]) -> int:
     print(f"\nwritten: {markdown_path}, {json_path}")
     missed = [f.name for f in report.figures if f.verdict == "missed"]
     print(f"targets missed: {', '.join(missed) if missed else 'none'}")
+    if code != 0:
+        print(f"bench-cold: make demo failed (exit code {code}): no verdict", file=sys.stderr)
     if left:
         return 2
     return 0 if code == 0 else 1

@@ -7,6 +7,9 @@
 #   scripts/build-images.sh load airflow       # these (and the apod-* images they build FROM)
 #   scripts/build-images.sh --tags [NAME...]   # list `<name> <tag>`, build nothing
 #   scripts/build-images.sh --tag TAG NAME     # build one image under another tag
+#   scripts/build-images.sh --first a,b --first-done FILE NAME...
+#                                              # a and b (and what they build FROM) before
+#                                              # the rest; FILE is created once they are built
 #
 # Each build gets the build arguments VERSION, PG_MAJOR and STEP (the image's folder name,
 # which apod-package-builder's triggers install as package apod-<STEP>), and the labels:
@@ -14,8 +17,10 @@
 # and for an image that is a workspace package its pyproject.toml's description (the
 # others carry theirs in their Dockerfile).
 # An image that builds FROM apod-<other> waits for it; the others build side by side
-# (APOD_BUILD_JOBS at a time, default 2). The bases come from ensure-base-image.sh (the
-# official python/debian images when a registry answers, local equivalents otherwise).
+# (APOD_BUILD_JOBS at a time, default 2), in the order asked for (parents first). The bases
+# are nodes of the same graph, @python and @debian, made by ensure-base-image.sh (the
+# official python/debian images when a registry answers, local equivalents otherwise), so
+# an image on the Debian base (Postgres) builds while the Python base is still being made.
 # With BuildKit every image's wheels come through one cache mount; a Docker without it
 # builds the same Dockerfiles less their cache mounts, and apod-builder then carries the
 # wheels of every image (its APOD_WHEELHOUSE layer) instead.
@@ -40,18 +45,27 @@ tag_of() {
   if [ "$1" = postgres ]; then echo "${APOD_LOCAL_POSTGRES:-apod-postgres:$PG_MAJOR}"; else echo "apod-$1:$VERSION"; fi
 }
 
-# The project images a Dockerfile builds FROM (`FROM apod-<name>:...`).
+# What an image builds FROM: project images (`FROM apod-<name>:...`) and the bases its
+# Dockerfile takes as a build argument (@python: PYTHON_IMAGE, @debian: DEBIAN_IMAGE).
 parents_of() {
+  case "$1" in @*) return 0 ;; esac
   sed -n 's/^FROM apod-\([a-z0-9-]*\):.*/\1/p' "images/$1/Dockerfile" | sort -u
+  grep -q '^ARG PYTHON_IMAGE' "images/$1/Dockerfile" && echo @python
+  grep -q '^ARG DEBIAN_IMAGE' "images/$1/Dockerfile" && echo @debian
+  return 0
 }
 
 tags_only=0
 custom_tag=""
+first=""
+first_done=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --tags) tags_only=1; shift ;;
     --tag) custom_tag="${2:?--tag needs a tag}"; shift 2 ;;
-    -h|--help) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --first) first="${2:?--first needs image names}"; shift 2 ;;
+    --first-done) first_done="${2:?--first-done needs a file}"; shift 2 ;;
+    -h|--help) sed -n '2,28s/^# \{0,1\}//p' "$0"; exit 0 ;;
     -*) log "unknown option $1"; exit 2 ;;
     *) break ;;
   esac
@@ -67,24 +81,41 @@ if [ "$tags_only" = 1 ]; then
   for name in "${requested[@]}"; do echo "$name $(tag_of "$name")"; done
   exit 0
 fi
+if [ -n "$first_done" ] && [ -z "$first" ]; then
+  log "--first-done needs --first"
+  exit 2
+fi
 if [ -n "$custom_tag" ] && [ ${#requested[@]} -ne 1 ]; then
   log "--tag names one image"
   exit 2
 fi
 
-# The requested images and, transitively, the apod-* images they build FROM.
+# The requested images and, transitively, what they build FROM; `order` lists them parents
+# first, the --first images (and their parents) ahead of the rest, and otherwise in the
+# order asked for: the builder starts the first ready one in that order.
 declare -A parents=() wanted=()
+order=()
 add() {
   [ -n "${wanted[$1]:-}" ] && return 0
-  [ -f "images/$1/Dockerfile" ] || { log "images/$2/Dockerfile builds FROM apod-$1: no images/$1"; exit 2; }
+  case "$1" in
+    @python | @debian) ;;
+    *) [ -f "images/$1/Dockerfile" ] \
+         || { log "images/$2/Dockerfile builds FROM apod-$1: no images/$1"; exit 2; } ;;
+  esac
   wanted[$1]=1
   parents[$1]="$(parents_of "$1" | tr '\n' ' ')"
   local parent
   for parent in ${parents[$1]}; do add "$parent" "$1"; done
+  order+=("$1")
 }
+IFS=, read -r -a first_names <<<"$first"
+for name in "${first_names[@]}"; do
+  printf '%s\n' "${requested[@]}" | grep -qx "$name" || { log "--first $name: not asked for"; exit 2; }
+  add "$name" "$name"
+done
 for name in "${requested[@]}"; do add "$name" "$name"; done
-order=()
-for name in $(all_names); do [ -n "${wanted[$name]:-}" ] && order+=("$name"); done
+# Bootstrapped locally, the Python base is built on the Debian one: made one after the other.
+[ -n "${wanted[@debian]:-}" ] && [ -n "${wanted[@python]:-}" ] && parents[@python]=@debian
 
 # BuildKit: a docker with buildx, or a client older than 23 (Debian's docker.io) that
 # still drives the engine's built-in BuildKit itself. APOD_BUILDKIT=0 forces the plain builder.
@@ -106,17 +137,24 @@ if [ "${APOD_BUILDKIT:-}" != 0 ]; then
   fi
 fi
 
-# The bases, only those the chosen Dockerfiles use.
-uses() { local name; for name in "${order[@]}"; do grep -q "^ARG $1" "images/$name/Dockerfile" && return 0; done; return 1; }
 build_args=(--build-arg "VERSION=$VERSION" --build-arg "PG_MAJOR=$PG_MAJOR")
-if uses PYTHON_IMAGE; then
-  build_args+=(--build-arg "PYTHON_IMAGE=${PYTHON_IMAGE:-$(scripts/ensure-base-image.sh python)}")
-fi
-if uses DEBIAN_IMAGE; then
-  build_args+=(--build-arg "DEBIAN_IMAGE=${DEBIAN_IMAGE:-$(scripts/ensure-base-image.sh debian)}")
-fi
 [ "$buildkit" = 1 ] || build_args+=(--build-arg "APOD_WHEELHOUSE=1")
 export DOCKER_BUILDKIT="$buildkit"
+
+# The bases' names, as their nodes find them (PYTHON_IMAGE / DEBIAN_IMAGE when set), for
+# the builds after them: a file each, since every node builds in a subshell of its own.
+BASES="$(mktemp -d)"
+trap 'rm -rf "$BASES"' EXIT
+base() {
+  local kind="${1#@}" start=$SECONDS image
+  case "$kind" in
+    python) image="${PYTHON_IMAGE:-$(scripts/ensure-base-image.sh python)}" ;;
+    debian) image="${DEBIAN_IMAGE:-$(scripts/ensure-base-image.sh debian)}" ;;
+  esac
+  echo "$image" >"$BASES/$kind"
+  printf 'build-images: base %-6s %-36s %5d MB %4ds\n' "$kind" "$image" \
+    $(($(docker image inspect -f '{{.Size}}' "$image") / 1000000)) $((SECONDS - start))
+}
 
 # `--label` arguments for image $1 (tagged $2): one place each, the pyproject files.
 labels_of() {
@@ -143,10 +181,16 @@ PY
 
 mkdir -p "$LOG_DIR"
 build() {
-  local name="$1" tag dockerfile="images/$1/Dockerfile" start=$SECONDS labels
+  case "$1" in @*) base "$1"; return ;; esac
+  local name="$1" tag dockerfile="images/$1/Dockerfile" start=$SECONDS labels kind
   tag="$(tag_of "$name")"
   labels="$(labels_of "$name" "$tag")"
   local -a args=("${build_args[@]}" --build-arg "STEP=$name")
+  for kind in python debian; do
+    case " ${parents[$name]} " in
+      *" @$kind "*) args+=(--build-arg "${kind^^}_IMAGE=$(cat "$BASES/$kind")") ;;
+    esac
+  done
   mapfile -t -O "${#args[@]}" args <<<"$labels"
   [ -n "$custom_tag" ] && [ "$name" = "${requested[0]}" ] && tag="$custom_tag"
   if [ "$buildkit" = 0 ]; then
@@ -190,6 +234,16 @@ while :; do
   name="${running[$pid]}"
   unset "running[$pid]"
   if [ "$rc" = 0 ]; then state[$name]=built; else state[$name]=failed; failed=1; fi
+  if [ -n "$first_done" ] && [ "$failed" = 0 ] && [ ! -e "$first_done" ]; then
+    done_first=1
+    for name in "${first_names[@]}"; do [ "${state[$name]:-}" = built ] || done_first=0; done
+    if [ "$done_first" = 1 ]; then
+      : >"$first_done"
+      log "built first: $first ($((SECONDS - started))s)"
+    fi
+  fi
 done
 [ "$failed" = 0 ] || exit 1
-log "${#order[@]} image(s) in $((SECONDS - started))s ($([ "$buildkit" = 1 ] && echo BuildKit || echo 'plain builder'), ${JOBS} at a time)"
+images=0
+for name in "${order[@]}"; do case "$name" in @*) ;; *) images=$((images + 1)) ;; esac; done
+log "$images image(s) in $((SECONDS - started))s ($([ "$buildkit" = 1 ] && echo BuildKit || echo 'plain builder'), ${JOBS} at a time)"

@@ -10,16 +10,21 @@
 #    the server's major version.
 #
 #   scripts/compose-images.sh [--no-build]   --no-build: pick Postgres, check the rest exist
+#   scripts/compose-images.sh --stack-first FILE
+#       the images of compose's own services first; FILE is created once they are built
+#       (the step images, which only runs need, build on while the stack starts)
 set -euo pipefail
 # shellcheck source=scripts/compose-lib.sh
 . "$(dirname "$0")/compose-lib.sh"
 cd "$REPO"
 
 build=1
+stack_done=""
 case "${1:-}" in
   "") ;;
   --no-build) build=0 ;;
-  *) die "usage: compose-images.sh [--no-build]" ;;
+  --stack-first) stack_done="${2:?--stack-first needs a file}" ;;
+  *) die "usage: compose-images.sh [--no-build | --stack-first FILE]" ;;
 esac
 
 postgres_image="$(setting APOD_POSTGRES_IMAGE "")"
@@ -45,11 +50,21 @@ case "$postgres_image" in
     ;;
 esac
 
-names=(extract transform load version testserver objectstore airflow)
-[ "$postgres_image" = "$LOCAL_POSTGRES" ] && names+=(postgres)
+# The images compose's own services run (docker-compose.yml's `image: apod-<name>:` lines,
+# and Postgres when it is built here), then the step images only the scheduler starts.
+mapfile -t stack < <(sed -n 's/^ *image: apod-\([a-z0-9-]*\):.*/\1/p' docker-compose.yml)
+[ "$postgres_image" = "$LOCAL_POSTGRES" ] && stack+=(postgres)
+names=("${stack[@]}")
+for step in version transform extract load; do
+  [[ " ${stack[*]} " == *" $step "* ]] || names+=("$step")
+done
 if [ "$build" = 1 ]; then
   log "building ${names[*]} (tag $VERSION)"
-  scripts/build-images.sh "${names[@]}"
+  first=()
+  if [ -n "$stack_done" ]; then
+    first=(--first "$(IFS=,; echo "${stack[*]}")" --first-done "$stack_done")
+  fi
+  scripts/build-images.sh "${first[@]}" "${names[@]}"
 else
   for name in "${names[@]}"; do
     image="apod-$name:$VERSION"

@@ -29,9 +29,42 @@ DAG_ID="${APOD_DAG_ID:-apod_etl}"
 started=$(date +%s)
 
 scripts/ensure-docker.sh
-ensure_compose
+# The compose plugin installs, and the images build, while the rest gets ready: the
+# stack starts once its own images are built, and the step images (only a run needs
+# them) build on meanwhile; this script waits for them before it says the stack is ready.
+kill_tree() {
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
+  kill "$1" 2>/dev/null || true
+}
+background=()
+stop_background() {
+  local pid
+  for pid in "${background[@]}"; do kill_tree "$pid"; done
+}
+trap stop_background EXIT
+ensure_compose &
+plugin=$!
+background+=("$plugin")
 scripts/compose-env.sh
-if [ "$build" = 1 ]; then scripts/compose-images.sh; else scripts/compose-images.sh --no-build; fi
+if [ "$build" = 1 ]; then
+  stack_built="$(mktemp -u "${TMPDIR:-/tmp}/apod-stack-built.XXXXXX")"
+  scripts/compose-images.sh --stack-first "$stack_built" &
+  images=$!
+  background+=("$images")
+  while [ ! -e "$stack_built" ]; do
+    if ! kill -0 "$images" 2>/dev/null; then
+      wait "$images" || die "building the images failed (see above)"
+      images=""  # it ended (all built) between two looks: nothing left to wait for
+      break
+    fi
+    sleep 1
+  done
+  rm -f "$stack_built"
+else
+  scripts/compose-images.sh --no-build
+fi
+wait "$plugin" || die "the docker compose plugin could not be installed (see above)"
 
 services=(postgres objectstore airflow-api-server airflow-scheduler airflow-dag-processor)
 if [ "$offline" = 1 ]; then
@@ -103,6 +136,11 @@ while :; do
   sleep 3
 done
 log "all services healthy after $(($(date +%s) - started))s"
+if [ "$build" = 1 ] && [ -n "$images" ]; then
+  kill -0 "$images" 2>/dev/null && log "waiting for the step images to finish building"
+  wait "$images" || die "building the step images failed (see above)"
+fi
+background=()
 
 "$PYTHON" scripts/airflow_api.py --url "$(ui_url)" --env-file "$ENV_FILE" --timeout 300 \
   wait "$DAG_ID"

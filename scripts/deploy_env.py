@@ -32,6 +32,12 @@ def _token() -> str:
     return secrets.token_urlsafe(24)
 
 
+def _jwt_secret() -> str:
+    # 64 bytes: Airflow signs its tokens with HS512, and warns on every request about a
+    # shorter key (RFC 7518 asks for at least the hash's size).
+    return secrets.token_urlsafe(48)
+
+
 def _fernet_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii")
 
@@ -50,7 +56,7 @@ GENERATED: dict[str, Callable[[], str]] = {
     "APOD_ADMIN_PASSWORD": _token,
     "APOD_LOADER_PASSWORD": _token,
     "AIRFLOW_ADMIN_PASSWORD": _token,
-    "AIRFLOW_JWT_SECRET": _token,
+    "AIRFLOW_JWT_SECRET": _jwt_secret,
     "AIRFLOW_API_SECRET_KEY": _token,
     "AIRFLOW_FERNET_KEY": _fernet_key,
     # The object store's one S3 key (images/objectstore), which the version step pushes with.

@@ -6,7 +6,7 @@
 #
 # The Dockerfiles default to the official python:3.11-slim-bookworm and debian:bookworm-slim.
 # When no registry answers (air-gapped machines, CI sandboxes) this bootstraps equivalents:
-# a minimal Debian from Debian's packages with debootstrap, `docker import`ed as
+# a minimal Debian from Debian's packages with mmdebstrap, `docker import`ed as
 # apod-local/debian:bookworm-slim, and the Python base built on it
 # (images/base/python-local.Dockerfile), so the two share their Debian layer and the same
 # Dockerfiles build unchanged with --build-arg PYTHON_IMAGE=... / DEBIAN_IMAGE=....
@@ -32,48 +32,50 @@ official() {
 }
 
 # Debian's minbase, trimmed like the official slim image (no docs, man pages or message
-# translations, now or in packages installed later).
+# translations, now or in packages installed later: mmdebstrap keeps its --dpkgopt lines in
+# the image's /etc/dpkg/dpkg.cfg.d). mmdebstrap rather than debootstrap: it downloads with
+# apt, in parallel, and unpacks in one dpkg call (42 s here against debootstrap's 51).
+SLIM=(
+  'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright'
+  'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/groff/*'
+  'path-exclude=/usr/share/info/*' 'path-exclude=/usr/share/lintian/*'
+  'path-exclude=/usr/share/locale/*'
+)
 bootstrap_debian() {
   if [ "$(id -u)" -ne 0 ]; then
-    log "debootstrap needs root; run this script as root once, or pull $OFFICIAL_DEBIAN"
+    log "mmdebstrap needs root here; run this script as root once, or pull $OFFICIAL_DEBIAN"
     exit 1
   fi
-  command -v debootstrap >/dev/null 2>&1 || {
+  # eatmydata: dpkg inside the new root skips its fsync calls (the tarball is what is kept).
+  if ! command -v mmdebstrap >/dev/null 2>&1 || ! command -v eatmydata >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-  }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      mmdebstrap eatmydata >/dev/null
+  fi
   mkdir -p "$CACHE_DIR"
-  local tarball="$CACHE_DIR/debian-$SUITE-minbase.tar"
+  local tarball="$CACHE_DIR/debian-$SUITE-minbase.tar" option
   if [ ! -s "$tarball" ]; then
-    local root
-    root=$(mktemp -d /tmp/apod-rootfs.XXXXXX)
-    # shellcheck disable=SC2064  # expand now: the trap must remove this very folder
-    trap "rm -rf '$root'" EXIT
-    log "debootstrap $SUITE (log: $CACHE_DIR/debootstrap.log)"
-    debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >"$CACHE_DIR/debootstrap.log" 2>&1 \
-      || { log "debootstrap failed; see $CACHE_DIR/debootstrap.log"; exit 1; }
-    cat >"$root/etc/dpkg/dpkg.cfg.d/apod-slim" <<'CFG'
-path-exclude /usr/share/doc/*
-path-include /usr/share/doc/*/copyright
-path-exclude /usr/share/man/*
-path-exclude /usr/share/groff/*
-path-exclude /usr/share/info/*
-path-exclude /usr/share/lintian/*
-path-exclude /usr/share/locale/*
-CFG
-    find "$root/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
-    find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
-    rm -rf "$root"/usr/share/{man,groff,info,lintian,locale}/* \
-      "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/*.log
+    # The merged-usr hook: /usr merged as debootstrap does it (usr-is-merged), not by the
+    # usrmerge package, which would pull perl into the base.
+    local -a args=(--variant=minbase --mode=root --format=tar
+      --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+      --hook-dir=/usr/share/mmdebstrap/hooks/eatmydata)
+    for option in "${SLIM[@]}"; do args+=("--dpkgopt=$option"); done
     # Builds reach the package indexes only through this machine's TLS interception, so
     # the base trusts the host's bundle (public CAs plus the local one; nothing secret);
     # Debian's ca-certificates picks it up when an image installs that package.
+    # shellcheck disable=SC2016  # "$1" is the hook's argument, the new root
     if [ -s /etc/ssl/certs/ca-certificates.crt ]; then
-      mkdir -p "$root/usr/local/share/ca-certificates" "$root/etc/ssl/certs"
-      cp /etc/ssl/certs/ca-certificates.crt "$root/usr/local/share/ca-certificates/apod-host.crt"
-      cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+      args+=(--customize-hook='mkdir -p "$1/usr/local/share/ca-certificates" "$1/etc/ssl/certs"
+        cp /etc/ssl/certs/ca-certificates.crt "$1/usr/local/share/ca-certificates/apod-host.crt"
+        cp /etc/ssl/certs/ca-certificates.crt "$1/etc/ssl/certs/ca-certificates.crt"')
     fi
-    tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    # shellcheck disable=SC2016
+    args+=(--customize-hook='rm -f "$1"/var/log/*.log "$1"/var/log/apt/*')
+    log "mmdebstrap $SUITE (log: $CACHE_DIR/mmdebstrap.log)"
+    mmdebstrap "${args[@]}" "$SUITE" "$tarball.tmp" "$MIRROR" >"$CACHE_DIR/mmdebstrap.log" 2>&1 \
+      || { rm -f "$tarball.tmp"; log "mmdebstrap failed; see $CACHE_DIR/mmdebstrap.log"; exit 1; }
+    mv "$tarball.tmp" "$tarball"
   fi
   docker import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

