@@ -7,9 +7,8 @@
 #   scripts/build-images.sh load airflow       # these (and the apod-* images they build FROM)
 #   scripts/build-images.sh --tags [NAME...]   # list `<name> <tag>`, build nothing
 #   scripts/build-images.sh --tag TAG NAME     # build one image under another tag
-#   scripts/build-images.sh --first a,b --first-done FILE NAME...
-#                                              # a and b (and what they build FROM) before
-#                                              # the rest; FILE is created once they are built
+#   scripts/build-images.sh --announce DIR NAME...
+#                                              # DIR/<name> is created as each one is built
 #
 # Each build gets the build arguments VERSION, PG_MAJOR and STEP (the image's folder name,
 # which apod-package-builder's triggers install as package apod-<STEP>), and the labels:
@@ -57,15 +56,13 @@ parents_of() {
 
 tags_only=0
 custom_tag=""
-first=""
-first_done=""
+announce=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --tags) tags_only=1; shift ;;
     --tag) custom_tag="${2:?--tag needs a tag}"; shift 2 ;;
-    --first) first="${2:?--first needs image names}"; shift 2 ;;
-    --first-done) first_done="${2:?--first-done needs a file}"; shift 2 ;;
-    -h|--help) sed -n '2,28s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --announce) announce="${2:?--announce needs a directory}"; shift 2 ;;
+    -h|--help) sed -n '2,27s/^# \{0,1\}//p' "$0"; exit 0 ;;
     -*) log "unknown option $1"; exit 2 ;;
     *) break ;;
   esac
@@ -81,18 +78,14 @@ if [ "$tags_only" = 1 ]; then
   for name in "${requested[@]}"; do echo "$name $(tag_of "$name")"; done
   exit 0
 fi
-if [ -n "$first_done" ] && [ -z "$first" ]; then
-  log "--first-done needs --first"
-  exit 2
-fi
 if [ -n "$custom_tag" ] && [ ${#requested[@]} -ne 1 ]; then
   log "--tag names one image"
   exit 2
 fi
 
 # The requested images and, transitively, what they build FROM; `order` lists them parents
-# first, the --first images (and their parents) ahead of the rest, and otherwise in the
-# order asked for: the builder starts the first ready one in that order.
+# first and otherwise in the order asked for: the builder starts the first ready one in
+# that order (so a caller puts first what it needs first, and the longest builds).
 declare -A parents=() wanted=()
 order=()
 add() {
@@ -108,11 +101,6 @@ add() {
   for parent in ${parents[$1]}; do add "$parent" "$1"; done
   order+=("$1")
 }
-IFS=, read -r -a first_names <<<"$first"
-for name in "${first_names[@]}"; do
-  printf '%s\n' "${requested[@]}" | grep -qx "$name" || { log "--first $name: not asked for"; exit 2; }
-  add "$name" "$name"
-done
 for name in "${requested[@]}"; do add "$name" "$name"; done
 # Bootstrapped locally, the Python base is built on the Debian one: made one after the other.
 [ -n "${wanted[@debian]:-}" ] && [ -n "${wanted[@python]:-}" ] && parents[@python]=@debian
@@ -234,14 +222,7 @@ while :; do
   name="${running[$pid]}"
   unset "running[$pid]"
   if [ "$rc" = 0 ]; then state[$name]=built; else state[$name]=failed; failed=1; fi
-  if [ -n "$first_done" ] && [ "$failed" = 0 ] && [ ! -e "$first_done" ]; then
-    done_first=1
-    for name in "${first_names[@]}"; do [ "${state[$name]:-}" = built ] || done_first=0; done
-    if [ "$done_first" = 1 ]; then
-      : >"$first_done"
-      log "built first: $first ($((SECONDS - started))s)"
-    fi
-  fi
+  if [ "$rc" = 0 ] && [ -n "$announce" ] && [[ "$name" != @* ]]; then : >"$announce/$name"; fi
 done
 [ "$failed" = 0 ] || exit 1
 images=0

@@ -10,21 +10,22 @@
 #    the server's major version.
 #
 #   scripts/compose-images.sh [--no-build]   --no-build: pick Postgres, check the rest exist
-#   scripts/compose-images.sh --stack-first FILE
-#       the images of compose's own services first; FILE is created once they are built
-#       (the step images, which only runs need, build on while the stack starts)
+#   scripts/compose-images.sh --announce DIR
+#       DIR/<name> is created as each image is ready (Postgres's too, pulled or built), so
+#       that scripts/compose-up.sh starts each service once its image is built, while the
+#       step images, which only runs need, build on
 set -euo pipefail
 # shellcheck source=scripts/compose-lib.sh
 . "$(dirname "$0")/compose-lib.sh"
 cd "$REPO"
 
 build=1
-stack_done=""
+announce=()
 case "${1:-}" in
   "") ;;
   --no-build) build=0 ;;
-  --stack-first) stack_done="${2:?--stack-first needs a file}" ;;
-  *) die "usage: compose-images.sh [--no-build | --stack-first FILE]" ;;
+  --announce) announce=(--announce "${2:?--announce needs a directory}") ;;
+  *) die "usage: compose-images.sh [--no-build | --announce DIR]" ;;
 esac
 
 postgres_image="$(setting APOD_POSTGRES_IMAGE "")"
@@ -50,6 +51,17 @@ case "$postgres_image" in
     ;;
 esac
 
+# The official Postgres image, pulled beside the builds when it is not here yet.
+pulling=""
+if [ "$postgres_image" != "$LOCAL_POSTGRES" ]; then
+  {
+    docker image inspect "$postgres_image" >/dev/null 2>&1 \
+      || timeout 300 docker pull -q "$postgres_image" >/dev/null || exit 1
+    [ ${#announce[@]} -eq 0 ] || : >"${announce[1]}/postgres"
+  } &
+  pulling=$!
+fi
+
 # The images compose's own services run (docker-compose.yml's `image: apod-<name>:` lines,
 # and Postgres when it is built here), then the step images only the scheduler starts.
 mapfile -t stack < <(sed -n 's/^ *image: apod-\([a-z0-9-]*\):.*/\1/p' docker-compose.yml)
@@ -60,11 +72,7 @@ for step in version transform extract load; do
 done
 if [ "$build" = 1 ]; then
   log "building ${names[*]} (tag $VERSION)"
-  first=()
-  if [ -n "$stack_done" ]; then
-    first=(--first "$(IFS=,; echo "${stack[*]}")" --first-done "$stack_done")
-  fi
-  scripts/build-images.sh "${first[@]}" "${names[@]}"
+  scripts/build-images.sh "${announce[@]}" "${names[@]}"
 else
   for name in "${names[@]}"; do
     image="apod-$name:$VERSION"
@@ -72,9 +80,6 @@ else
     docker image inspect "$image" >/dev/null 2>&1 || die "image $image is missing: make images"
   done
 fi
-
-if [ "$postgres_image" != "$LOCAL_POSTGRES" ]; then
-  docker image inspect "$postgres_image" >/dev/null 2>&1 \
-    || timeout 300 docker pull -q "$postgres_image" >/dev/null \
-    || die "cannot pull $postgres_image; set APOD_POSTGRES_IMAGE=$LOCAL_POSTGRES in ${ENV_FILE#"$REPO"/}"
+if [ -n "$pulling" ] && ! wait "$pulling"; then
+  die "cannot pull $postgres_image; set APOD_POSTGRES_IMAGE=$LOCAL_POSTGRES in ${ENV_FILE#"$REPO"/}"
 fi

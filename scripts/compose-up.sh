@@ -29,9 +29,10 @@ DAG_ID="${APOD_DAG_ID:-apod_etl}"
 started=$(date +%s)
 
 scripts/ensure-docker.sh
-# The compose plugin installs, and the images build, while the rest gets ready: the
-# stack starts once its own images are built, and the step images (only a run needs
-# them) build on meanwhile; this script waits for them before it says the stack is ready.
+# The compose plugin installs, and the images build, while the rest gets ready: each
+# service starts once the images it needs are built (Postgres and the object store while
+# Airflow's image still builds), the step images (only a run needs them) build on while
+# the stack starts, and this script waits for them before it says the stack is ready.
 kill_tree() {
   local child
   for child in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$child"; done
@@ -42,29 +43,37 @@ stop_background() {
   local pid
   for pid in "${background[@]}"; do kill_tree "$pid"; done
 }
-trap stop_background EXIT
+built=""
+trap 'stop_background; [ -z "$built" ] || rm -rf "$built"' EXIT
 ensure_compose &
 plugin=$!
 background+=("$plugin")
 scripts/compose-env.sh
+images=""
 if [ "$build" = 1 ]; then
-  stack_built="$(mktemp -u "${TMPDIR:-/tmp}/apod-stack-built.XXXXXX")"
-  scripts/compose-images.sh --stack-first "$stack_built" &
+  built="$(mktemp -d "${TMPDIR:-/tmp}/apod-built.XXXXXX")"
+  scripts/compose-images.sh --announce "$built" &
   images=$!
   background+=("$images")
-  while [ ! -e "$stack_built" ]; do
-    if ! kill -0 "$images" 2>/dev/null; then
-      wait "$images" || die "building the images failed (see above)"
-      images=""  # it ended (all built) between two looks: nothing left to wait for
-      break
-    fi
-    sleep 1
-  done
-  rm -f "$stack_built"
 else
   scripts/compose-images.sh --no-build
 fi
 wait "$plugin" || die "the docker compose plugin could not be installed (see above)"
+
+# until_built NAME...: until these images are built (compose-images.sh --announce).
+until_built() {
+  local name missing
+  while [ -n "$images" ]; do
+    missing=0
+    for name in "$@"; do [ -e "$built/$name" ] || missing=1; done
+    [ "$missing" = 0 ] && return 0
+    if ! kill -0 "$images" 2>/dev/null; then
+      wait "$images" || die "building the images failed (see above)"
+      images=""  # it ended, every image built, between two looks
+    fi
+    sleep 1
+  done
+}
 
 services=(postgres objectstore airflow-api-server airflow-scheduler airflow-dag-processor)
 if [ "$offline" = 1 ]; then
@@ -77,15 +86,26 @@ if compose_offline; then
   [ -d "$fixtures" ] || die "the offline profile serves $fixtures, which does not exist"
 fi
 
-log "starting the services"
-# `up` itself waits for the init services its dependents need, and fails when one fails.
-if ! compose up -d --remove-orphans; then
+up_failed() {
   for name in apod-db-init airflow-init postgres objectstore; do
     log "last lines of $name:"
     compose logs --no-color --tail 40 "$name" >&2 || true
   done
   die "docker compose up failed"
-fi
+}
+
+# Postgres and the object store (and the test server) need no Airflow: up first, so that
+# Postgres initialises while Airflow's image still builds.
+early=(postgres objectstore)
+compose_offline && early+=(apod-testserver)
+until_built postgres objectstore testserver
+log "starting ${early[*]} (Airflow's image may still be building)"
+compose up -d "${early[@]}" || up_failed
+until_built airflow load
+
+log "starting the services"
+# `up` itself waits for the init services its dependents need, and fails when one fails.
+compose up -d --remove-orphans || up_failed
 
 state_of() {  # "<status> <health> <exit code> <restarts>" of a service's container
   local id
@@ -136,7 +156,7 @@ while :; do
   sleep 3
 done
 log "all services healthy after $(($(date +%s) - started))s"
-if [ "$build" = 1 ] && [ -n "$images" ]; then
+if [ -n "$images" ]; then
   kill -0 "$images" 2>/dev/null && log "waiting for the step images to finish building"
   wait "$images" || die "building the step images failed (see above)"
 fi

@@ -34,9 +34,10 @@ _COMPOSE_DONE = re.compile(r"installed the docker compose plugin")
 _BUILDS_START = re.compile(r"compose-images: building ")
 _BASE = re.compile(r"^build-images: base (\w+)\s+(\S+)\s+(\d+) MB\s+(\d+)s\s*$")
 _IMAGE = re.compile(r"^build-images: (\S+)\s+(\d+) MB\s+(\d+)s\s*$")
-_FIRST_BUILT = re.compile(r"^build-images: built first: ")
 _IMAGES_DONE = re.compile(r"^build-images: (\d+) image\(s\) in (\d+)s \(([^,]+), (\d+) at a time\)")
-_STACK_START = re.compile(r"compose-up: starting the services")
+# The first `up` (Postgres and the object store) and the one of every service.
+_STACK_START = re.compile(r"compose-up: starting ")
+_ALL_START = re.compile(r"compose-up: starting the services")
 _STACK_HEALTHY = re.compile(r"compose-up: all services healthy")
 _READY = re.compile(r"^\s*ready in (\d+)s\s*$")
 _BASE_EVENTS = (
@@ -132,7 +133,7 @@ def parse_phases(lines: list[Line], exited_at: float) -> Phases:
         elif image := _IMAGE.match(line.text):
             phases.images.append((image.group(1), int(image.group(2)), int(image.group(3))))
     phases.bases = _span(builds_start, last_base)
-    phases.stack_images = _span(builds_start, _at(lines, _FIRST_BUILT))
+    phases.stack_images = _span(builds_start, _at(lines, _ALL_START))
     done = _at(lines, _IMAGES_DONE)
     phases.builds = _span(builds_start, done)
     if done:
@@ -223,10 +224,11 @@ def add_figures(
     phase("base images (Debian, Python; Postgres's Debian)", phases.bases,
           "; ".join(phases.base_events) or "present or pulled")  # fmt: skip
     phase("images of compose's services (bases included)", phases.stack_images,
-          "then the stack starts; the step images build on")  # fmt: skip
+          "then every service starts; the step images build on")  # fmt: skip
     how = f"{len(phases.images)} images, {phases.builder}, {phases.jobs} at a time"
     phase("every image (bases included)", phases.builds, how if phases.jobs else "")
-    phase("stack: started to healthy", phases.stack)
+    phase("stack: Postgres started to every service healthy", phases.stack,
+          "Postgres and the object store start once their images are built")  # fmt: skip
     phase("healthy to ready (DAG parsed, step images built)", phases.after_healthy)
     succeeded = demo_code == 0 and run is not None and run["state"] == "success"
     phase("demo run: trigger, wait, follow to its end", phases.run_part,

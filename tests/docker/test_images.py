@@ -241,3 +241,22 @@ def test_postgres_image_initialises_a_named_volume_as_its_own_user(tmp_path: Pat
     finally:
         docker("rm", "-f", container, check=False)
         docker("volume", "rm", "-f", volume, check=False)
+
+
+def test_builds_announce_each_image_and_make_the_bases_in_the_same_graph(tmp_path: Path):
+    """`--announce DIR` (what compose-up.sh starts services by) marks every image it built,
+    the ones built FROM included; the bases are nodes of the graph, each reported once."""
+    require("version")
+    require("postgres")
+    result = subprocess.run(
+        [str(REPO / "scripts" / "build-images.sh"), "--announce", str(tmp_path),
+         "version", "postgres"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "base", "builder", "package-builder", "postgres", "version",
+    ]  # fmt: skip
+    output = result.stdout + result.stderr
+    assert sorted(re.findall(r"^build-images: base (\w+) ", output, re.M)) == ["debian", "python"]
+    assert re.search(r"^build-images: 5 image\(s\) in \d+s", output, re.M)

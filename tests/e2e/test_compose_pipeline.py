@@ -178,3 +178,12 @@ def test_manual_runs_start_no_scheduled_run(compose_stack, first_run):
     next_run = datetime.fromisoformat(dag["next_dagrun_run_after"].replace("Z", "+00:00"))
     assert next_run > datetime.now(UTC)
     assert dag["next_dagrun_logical_date"] > claimed[0]["logical_date"]
+
+
+def test_the_execution_api_is_built_before_the_first_task_calls_it(compose_stack):
+    """The API server's health check asks the execution API too: its first request builds
+    it (seconds on two cores), and that must be the health check's, not a task's."""
+    log = compose_stack.compose("logs", "--no-color", "airflow-api-server").stdout
+    first = re.search(r"method=(\w+) path=(/execution/\S*)", log)
+    assert first, "no execution API request in the API server's log"
+    assert first.groups() == ("GET", "/execution/health"), first.group(0)
