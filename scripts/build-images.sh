@@ -134,14 +134,16 @@ export DOCKER_BUILDKIT="$buildkit"
 BASES="$(mktemp -d)"
 trap 'rm -rf "$BASES"' EXIT
 base() {
-  local kind="${1#@}" start=$SECONDS image
+  local kind="${1#@}" start=$SECONDS image size
   case "$kind" in
     python) image="${PYTHON_IMAGE:-$(scripts/ensure-base-image.sh python)}" ;;
     debian) image="${DEBIAN_IMAGE:-$(scripts/ensure-base-image.sh debian)}" ;;
   esac
   echo "$image" >"$BASES/$kind"
+  # A PYTHON_IMAGE/DEBIAN_IMAGE of a registry may not be here yet: the build pulls it.
+  size="$(docker image inspect -f '{{.Size}}' "$image" 2>/dev/null || echo 0)"
   printf 'build-images: base %-6s %-36s %5d MB %4ds\n' "$kind" "$image" \
-    $(($(docker image inspect -f '{{.Size}}' "$image") / 1000000)) $((SECONDS - start))
+    $((size / 1000000)) $((SECONDS - start))
 }
 
 # `--label` arguments for image $1 (tagged $2): one place each, the pyproject files.
