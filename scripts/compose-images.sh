@@ -20,11 +20,11 @@ set -euo pipefail
 cd "$REPO"
 
 build=1
-announce=()
+announce=""
 case "${1:-}" in
   "") ;;
   --no-build) build=0 ;;
-  --announce) announce=(--announce "${2:?--announce needs a directory}") ;;
+  --announce) announce="${2:?--announce needs a directory}" ;;
   *) die "usage: compose-images.sh [--no-build | --announce DIR]" ;;
 esac
 
@@ -57,7 +57,7 @@ if [ "$postgres_image" != "$LOCAL_POSTGRES" ]; then
   {
     docker image inspect "$postgres_image" >/dev/null 2>&1 \
       || timeout 300 docker pull -q "$postgres_image" >/dev/null || exit 1
-    [ ${#announce[@]} -eq 0 ] || : >"${announce[1]}/postgres"
+    [ -z "$announce" ] || : >"$announce/postgres"
   } &
   pulling=$!
 fi
@@ -72,7 +72,7 @@ for step in version transform extract load; do
 done
 if [ "$build" = 1 ]; then
   log "building ${names[*]} (tag $VERSION)"
-  scripts/build-images.sh "${announce[@]}" "${names[@]}"
+  scripts/build-images.sh ${announce:+--announce "$announce"} "${names[@]}"
 else
   for name in "${names[@]}"; do
     image="apod-$name:$VERSION"
