@@ -34,7 +34,7 @@ official() {
 # Debian's minbase, trimmed like the official slim image (no docs, man pages or message
 # translations, now or in packages installed later: mmdebstrap keeps its --dpkgopt lines in
 # the image's /etc/dpkg/dpkg.cfg.d). mmdebstrap rather than debootstrap: it downloads with
-# apt, in parallel, and unpacks in one dpkg call (42 s here against debootstrap's 51).
+# apt, in parallel, and unpacks in one dpkg call; make bench-cold times it.
 SLIM=(
   'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright'
   'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/groff/*'
