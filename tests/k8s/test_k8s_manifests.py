@@ -275,7 +275,9 @@ def test_airflow_containers_share_one_configuration(overlay):
     assert all(envs == first for envs in secret_envs.values())
 
 
-def test_scripts_parse_and_pass_shellcheck_when_available():
+def test_scripts_parse_and_are_executable():
+    # shellcheck itself runs over every shell script of the repository:
+    # tests/unit/test_shellcheck.py.
     scripts = sorted((REPO / "scripts").glob("k8s-*.sh"))
     assert {p.name for p in scripts} >= {
         "k8s-kind-up.sh",
@@ -288,11 +290,6 @@ def test_scripts_parse_and_pass_shellcheck_when_available():
         subprocess.run(["bash", "-n", str(script)], check=True)
         if script.name != "k8s-lib.sh":
             assert os.access(script, os.X_OK), script
-    if shutil.which("shellcheck"):
-        result = subprocess.run(
-            ["shellcheck", "-x", *map(str, scripts)], capture_output=True, text=True, cwd=REPO
-        )
-        assert result.returncode == 0, result.stdout
 
 
 def test_secrets_file_is_private_stable_and_never_printed(tmp_path: Path):

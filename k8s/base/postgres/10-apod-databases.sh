@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The database bootstrap of BOTH deployments: Kubernetes mounts it from the ConfigMap
 # apod-postgres-init, docker-compose.yml bind-mounts this file. Sourced by the postgres
 # image's entrypoint (/docker-entrypoint-initdb.d) when it initialises an empty data
