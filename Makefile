@@ -61,11 +61,11 @@ format: venv ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The bench's Postgres: durable, its own cluster, on a free port; stopped after if it started it.
 bench: venv images ## Measure (archive, latency model, Postgres load, images, own compose stack); writes docs/BENCHMARKS.md/.json
-	@env_file=$$(APOD_TEST_PG_DIR=$(CURDIR)/.cache/bench-postgres APOD_TEST_PG_PORT=55433 \
-	    APOD_TEST_PG_DURABLE=1 scripts/ensure-test-postgres.sh) && \
-	  archive=$${APOD_ARCHIVE_DIR:-$(abspath ../shared/apod-archive/ellanan-apod-api/api/_data/years)} && \
-	  APOD_TEST_PG_ENV=$$env_file APOD_ARCHIVE_DIR=$$archive $(PYTHON) scripts/bench.py
+	@APOD_ARCHIVE_DIR=$${APOD_ARCHIVE_DIR:-$(abspath ../shared/apod-archive/ellanan-apod-api/api/_data/years)} \
+	  APOD_TEST_PG_DIR=$(CURDIR)/.cache/bench-postgres APOD_TEST_PG_PORT= APOD_TEST_PG_DURABLE=1 \
+	  scripts/ensure-test-postgres.sh --run $(PYTHON) scripts/bench.py
 	@$(MAKE) --no-print-directory bench-cold
 
 bench-cold: ## A fresh clone's make demo, cold (own images, bases, stack; none of this machine's touched); writes docs/BENCHMARKS-cold.md/.json. COLD_CACHE=1 also empties BuildKit's cache mounts (engine-wide)

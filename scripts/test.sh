@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, then every tier, after starting what the tiers need
-# (a Docker engine, a throwaway Postgres, the base image and the project's images).
-# In CI (CI=true) a skipped test fails the run (tests/conftest.py).
+# (a Docker engine, a throwaway Postgres, the base image and the project's images, and
+# Debian's shellcheck). In CI (CI=true) a skipped test fails the run (tests/conftest.py).
+# The throwaway Postgres is this checkout's, on a free port unless APOD_TEST_PG_PORT
+# names one, and is stopped when the run ends if this run started it
+# (scripts/ensure-test-postgres.sh --run): two checkouts' suites never meet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,15 +19,22 @@ log "lint"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
+log "tools"
+if ! command -v shellcheck >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "test.sh: shellcheck is missing; install it: sudo apt-get install -y shellcheck" >&2
+    exit 1
+  fi
+  echo "test.sh: installing Debian's shellcheck" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null
+fi
+
 log "services"
 scripts/ensure-docker.sh
-pg_env="$(scripts/ensure-test-postgres.sh)"
-# shellcheck disable=SC1090
-. "$pg_env"
-export APOD_TEST_PG_ENV="$PWD/.cache/test-postgres/env"
 
 log "images"
 scripts/build-images.sh
 
 log "tests"
-exec .venv/bin/pytest "$@"
+scripts/ensure-test-postgres.sh --run .venv/bin/pytest "$@"
