@@ -1,5 +1,12 @@
 """Suite-wide rules: in CI (CI=true) a skipped test is a failed run; every run leaves a
-per-tier report (tier = the folder under tests/) that .ci/run prints last."""
+per-tier report (tier = the folder under tests/) that .ci/run prints last.
+
+The report (REPORT_DIR): summary.txt and summary.json (outcomes and seconds per tier),
+durations.json (each test's seconds: setup, call and teardown, as pytest measured them,
+so a session fixture's start counts in the first test that uses it) and slowest.txt (the
+SLOWEST tests). A report left by the previous run (REPORT_DIR with ".previous" appended,
+where .ci/run moves it) is compared with: each tier's and each slow test's seconds then.
+"""
 
 import json
 import os
@@ -14,6 +21,9 @@ REPORT_DIR = Path(
 )
 # pytest's own outcome names, in the order its closing line uses them.
 OUTCOMES = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+SLOWEST = 25
+# Seconds per test id, summed over its setup, call and teardown.
+_durations: dict[str, float] = {}
 
 
 def _in_ci() -> bool:
@@ -37,11 +47,37 @@ def tier_counts(stats: dict) -> dict[str, Counter]:
     return tiers
 
 
-def write_report(tiers: dict[str, Counter], exitstatus: int) -> Path:
+def tier_seconds(durations: dict[str, float]) -> dict[str, float]:
+    tiers: dict[str, float] = {}
+    for nodeid, seconds in durations.items():
+        tiers[_tier(nodeid)] = tiers.get(_tier(nodeid), 0.0) + seconds
+    return tiers
+
+
+def _previous(report_dir: Path) -> dict:
+    path = report_dir.with_name(report_dir.name + ".previous") / "durations.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _was(seconds: float | None) -> str:
+    return "" if seconds is None else f" (was {seconds:.1f} s)"
+
+
+def write_report(
+    tiers: dict[str, Counter], exitstatus: int, durations: dict[str, float] | None = None
+) -> Path:
     REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    durations = durations or {}
+    seconds = tier_seconds(durations)
+    before = _previous(REPORT_DIR)
     total = sum(tiers.values(), Counter())
     lines = [
-        f"tier {name:<12} " + "  ".join(f"{o} {counts[o]}" for o in OUTCOMES[:4])
+        f"tier {name:<12} "
+        + "  ".join(f"{o} {counts[o]}" for o in OUTCOMES[:4])
+        + f"  {seconds.get(name, 0.0):.1f} s{_was(before.get('tiers', {}).get(name))}"
         for name, counts in sorted(tiers.items())
     ]
     # Same wording as pytest's closing line, so the totals can be compared at a glance.
@@ -53,10 +89,25 @@ def write_report(tiers: dict[str, Counter], exitstatus: int) -> Path:
     data = {
         "exit_status": int(exitstatus),
         "tiers": {name: dict(counts) for name, counts in sorted(tiers.items())},
+        "seconds": {name: round(value, 3) for name, value in sorted(seconds.items())},
         "total": dict(total),
     }
     (REPORT_DIR / "summary.json").write_text(json.dumps(data, indent=2) + "\n", "utf-8")
+    tests = dict(sorted(durations.items(), key=lambda item: -item[1]))
+    (REPORT_DIR / "durations.json").write_text(
+        json.dumps({"tiers": data["seconds"], "tests": tests}, indent=2) + "\n", "utf-8"
+    )
+    then = before.get("tests", {})
+    slowest = [
+        f"{value:8.1f} s  {nodeid}{_was(then.get(nodeid))}"
+        for nodeid, value in list(tests.items())[:SLOWEST]
+    ]
+    (REPORT_DIR / "slowest.txt").write_text("\n".join(slowest) + "\n", encoding="utf-8")
     return REPORT_DIR / "summary.txt"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -70,4 +121,4 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if not hasattr(session.config, "workerinput"):
-        write_report(tier_counts(reporter.stats), session.exitstatus)
+        write_report(tier_counts(reporter.stats), session.exitstatus, _durations)
