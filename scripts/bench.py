@@ -5,7 +5,14 @@ measure, apod_tools.bench_report compares with the targets and writes). Not part
 test suite.
 
     scripts/bench.py [--sections images,archive,latency,postgres,compose] [--out DIR]
+                     [--settle SECONDS]
     scripts/bench.py compare OLD.json NEW.json
+
+Each section is a measuring window: the load average is sampled all through it, and a
+window whose load went above the core count is noisy (its figures get no verdict). The
+commit and the tree's changes are read at the start: docs/ gets the report only for a
+whole run of a clean tree whose HEAD did not move; otherwise it goes to
+artifacts/bench/<run>/ and says why (apod_tools.bench_tree).
 
 Needs: a Docker engine, the built images (make images), the APOD archive
 (APOD_ARCHIVE_DIR) and a Postgres with default durability (make bench starts one;
@@ -26,12 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 for sub in ("images/common", "images/load", "images/extract", "dags", "scripts"):
     sys.path.insert(0, str(REPO / sub))
 
-from apod_tools import bench_report  # noqa: E402
+from apod_tools import bench_load, bench_report, bench_tree  # noqa: E402
 from apod_tools.bench_report import Report  # noqa: E402
 from apod_tools.docker import docker  # noqa: E402
 from apod_tools.project import STEP_IMAGES  # noqa: E402
 
 SECTIONS = ("images", "archive", "latency", "postgres", "compose")
+# Seconds to wait, at most, before a section for the 1-minute load average to fall to the
+# core count (it trails: the previous section's own load is still in it).
+SETTLE = 300.0
 
 
 def bench_images(report: Report) -> None:
@@ -82,22 +92,45 @@ def measure(report: Report, section: str, scratch: Path) -> None:
         bench_compose(report, archive, scratch)
 
 
-def run(sections: list[str], out: Path) -> int:
-    """Each section in turn; one that fails is reported as failed and the others still
-    run, so a long bench is not lost to one error. Exit 1 when any failed."""
-    report = Report("bench")
+def run(
+    sections: list[str],
+    out: Path,
+    settle: float = 0.0,
+    measure=measure,
+    read_tree=bench_tree.read_tree,
+    report: Report | None = None,
+    wait_for_quiet=bench_load.settle,
+) -> int:
+    """Each section in its own window; one that fails is reported as failed and the others
+    still run, so a long bench is not lost to one error. Exit 1 when any failed."""
+    report = report or Report("bench", tree=read_tree())
+    if report.tree.dirty:
+        print(f"bench: the tree has changes ({', '.join(report.tree.changes[:5])}): docs/ "
+              "will not get this report", flush=True)  # fmt: skip
     failed = []
     with tempfile.TemporaryDirectory(prefix="apod-bench-") as tmp:
         for section in sections:
-            try:
-                measure(report, section, Path(tmp))
-            except Exception as exc:  # noqa: BLE001 - reported in the table, and exit 1
-                failed.append(section)
-                report.add(section, f"{section}: failed", f"{type(exc).__name__}: {exc}"[:300])
-    json_path, markdown_path = bench_report.write(report, out)
+            if settle:
+                readings = wait_for_quiet(settle)
+                print(f"{section}: load average {readings[-1]:.2f} after "
+                      f"{len(readings) - 1} wait(s) for quiet", flush=True)  # fmt: skip
+            with report.measuring(section):
+                try:
+                    measure(report, section, Path(tmp))
+                except Exception as exc:  # noqa: BLE001 - reported in the table, and exit 1
+                    failed.append(section)
+                    report.add(section, f"{section}: failed", f"{type(exc).__name__}: {exc}"[:300])
+    partial = (
+        ()
+        if set(sections) == set(SECTIONS)
+        else (f"only {', '.join(sections)} measured: the committed report holds whole runs",)
+    )
+    json_path, markdown_path, where = bench_report.publish(report, out, read_tree(), partial)
     print(f"\nwritten: {markdown_path}, {json_path} ({len(report.figures)} figures)")
-    missed = [f.name for f in report.figures if f.verdict == "missed"]
-    print(f"targets missed: {', '.join(missed) if missed else 'none'}")
+    for reason in where.reasons:
+        print(f"not written to docs/: {reason}")
+    print(f"targets missed: {', '.join(report.missed()) or 'none'}")
+    print(f"noisy sections (no verdict): {', '.join(report.noisy()) or 'none'}")
     if failed:
         print(f"sections failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
@@ -115,13 +148,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help="comma-separated, of: " + ", ".join(SECTIONS))  # fmt: skip
     parser.add_argument("--out", type=Path, default=bench_report.DOCS,
-                        help="where BENCHMARKS.md/.json go (default docs/)")  # fmt: skip
+                        help="where BENCHMARKS.md/.json go (default docs/, for a whole run "
+                             "of a clean tree; else artifacts/bench/)")  # fmt: skip
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE,
+        help="before each section, wait up to this many seconds for the load average to "
+        f"fall to the core count (default {SETTLE:g})",
+    )
     args = parser.parse_args(argv)
     sections = [s for s in args.sections.split(",") if s]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
-    return run(sections, args.out)
+    return run(sections, args.out, args.settle)
 
 
 if __name__ == "__main__":

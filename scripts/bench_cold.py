@@ -3,6 +3,10 @@ written to docs/BENCHMARKS-cold.md and BENCHMARKS-cold.json.
 
     scripts/bench_cold.py [--prune-cache] [--with-changes] [--prefix NAME] [--out DIR]
 
+The cold `make demo` is one measuring window (its load average sampled all through it;
+above the core count, no verdict), and the report goes to docs/ only from a clean tree
+whose HEAD did not move (else to artifacts/bench/, saying why): apod_tools.bench_report.
+
 The clone is cold (no images, base images, venv or compose plugin of its own) without
 removing or retagging anything of this machine's (apod_tools.cold_clone), and everything
 it made is removed at the end, also on failure. The BuildKit cache mounts (the wheels) are
@@ -15,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import signal
 import sys
 from pathlib import Path
@@ -26,16 +29,12 @@ sys.path[:0] = [str(REPO / "dags"), str(REPO / "scripts")]
 import airflow_api  # noqa: E402
 import deploy_env  # noqa: E402
 
-from apod_tools import bench_cold, bench_report  # noqa: E402
+from apod_tools import bench_cold, bench_report, bench_tree  # noqa: E402
 from apod_tools.bench_report import Report  # noqa: E402
 from apod_tools.cold_clone import ColdClone, prune_cache_mounts  # noqa: E402
 
 LOGS = REPO / ".cache" / "bench-cold"
 TIMEOUT = 1800
-
-
-def load_averages() -> str:
-    return " / ".join(f"{x:.2f}" for x in os.getloadavg()) + " (1 / 5 / 15 min)"
 
 
 def dag_runs(clone: ColdClone) -> list[dict]:
@@ -102,8 +101,7 @@ def main(argv: list[str]) -> int:
     # A stopped bench still tears down what it made (the finally below).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    report = Report("cold")
-    report.fact("load average at the start", load_averages())
+    report = Report("cold", tree=bench_tree.read_tree())
     report.fact(
         "wheel cache (BuildKit cache mounts)",
         f"emptied first: {prune_cache_mounts()}"
@@ -113,23 +111,30 @@ def main(argv: list[str]) -> int:
     clone = ColdClone(args.prefix)
     code = 1
     try:
-        code = measure(report, clone, args.with_changes)
+        with report.measuring("cold make demo"):
+            code = measure(report, clone, args.with_changes)
     except Exception as exc:  # noqa: BLE001 - reported, then exit 1
         report.fact("failed", f"{type(exc).__name__}: {exc}"[:400])
     finally:
-        report.fact("load average at the end", load_averages())
         left = clone.teardown()
     report.fact("left behind", ", ".join(left) or "nothing")
     if not clone.demo_ran:
         # Nothing was measured: the last report stays as it was.
         print(f"bench-cold: {report.facts.get('failed', 'failed')}", file=sys.stderr)
         return 2 if left else 1
-    json_path, markdown_path = bench_cold.write(
-        report, args.out, {"commit": clone.commit or None, "uncommitted_changes": args.with_changes}
+    changes = ("--with-changes: the checkout's uncommitted changes were measured",)
+    json_path, markdown_path, where = bench_report.publish(
+        report,
+        args.out,
+        bench_tree.read_tree(),
+        changes if args.with_changes else (),
+        writer=bench_cold.write,
     )
     print(f"\nwritten: {markdown_path}, {json_path}")
-    missed = [f.name for f in report.figures if f.verdict == "missed"]
-    print(f"targets missed: {', '.join(missed) if missed else 'none'}")
+    for reason in where.reasons:
+        print(f"not written to docs/: {reason}")
+    print(f"targets missed: {', '.join(report.missed()) or 'none'}")
+    print(f"noisy (no verdict): {', '.join(report.noisy()) or 'none'}")
     if code != 0:
         print(f"bench-cold: make demo failed (exit code {code}): no verdict", file=sys.stderr)
     if left:

@@ -276,16 +276,19 @@ def render(run: dict) -> str:
         "project's images, base images, venv or compose plugin exist for it (its images have",
         "tags of their own, so no layer of another build is reused). Every figure and verdict",
         "below was computed by that run, on the machine it names; nothing is typed by hand.",
+        "The run is one window: its load average is sampled all through it, and above the",
+        "core count it is noisy and gets no verdict. This file is written only from a clean",
+        "tree whose HEAD did not move during the run.",
         "",
         *bench_report.render_run(run),
     ]
     return "\n".join(lines) + "\n"
 
 
-def write(report: Report, out_dir: Path, overrides: dict) -> tuple[Path, Path]:
+def write(report: Report, out_dir: Path) -> tuple[Path, Path]:
     """The run as JSON (its own file: one cold run at a time) and the Markdown from it."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = report.to_json() | overrides
+    run = report.to_json()
     json_path, markdown_path = out_dir / JSON_NAME, out_dir / MARKDOWN_NAME
     json_path.write_text(json.dumps(run, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     markdown_path.write_text(render(run), encoding="utf-8")

@@ -9,7 +9,9 @@ import pytest
 
 from apod_tools import bench_cold
 from apod_tools.bench_cold import Line
+from apod_tools.bench_load import LoadSampler
 from apod_tools.bench_report import Report
+from apod_tools.bench_tree import Tree
 
 pytestmark = pytest.mark.unit
 
@@ -123,8 +125,18 @@ def test_the_run_is_airflows_own_timing_of_the_last_finished_run() -> None:
     assert bench_cold.run_timing(runs[1:]) is None
 
 
+def quiet_report() -> Report:
+    """A report whose window's load stays under the cores (readings injected)."""
+    quiet = iter([0.5, 0.7]).__next__
+    return Report(
+        "cold",
+        tree=Tree("c0ffee" * 7),
+        sampler=lambda: LoadSampler(quiet, interval=3600, machine_cores=2),
+    )
+
+
 def report_of(total: float, cached: int) -> Report:
-    report = Report("cold")
+    report = quiet_report()
     phases = bench_cold.parse_phases(lines(), exited_at=total)
     started = dt.datetime(2026, 12, 1, 21, 36, 24, tzinfo=dt.UTC)
     run = {
@@ -136,7 +148,8 @@ def report_of(total: float, cached: int) -> Report:
         "end": started + dt.timedelta(seconds=total - 2),
     }
     logs = bench_cold.BuildLogs(cached_steps=cached, prepared=10, installed=250)
-    bench_cold.add_figures(report, phases, logs, run, started)
+    with report.measuring("cold make demo"):
+        bench_cold.add_figures(report, phases, logs, run, started)
     return report
 
 
@@ -154,11 +167,12 @@ def test_total_is_judged_against_the_target_and_the_goal(total, target, goal) ->
 
 
 def test_a_failed_make_demo_gets_no_total_and_no_verdict() -> None:
-    report = Report("cold")
+    report = quiet_report()
     phases = bench_cold.parse_phases(lines(OUTPUT[:12]), exited_at=134.0)
     run = {"run_id": "m", "state": "success", "queued": 0, "run": 1, "runs": 1, "end": None}
     started = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
-    bench_cold.add_figures(report, phases, bench_cold.BuildLogs(), run, started, demo_code=2)
+    with report.measuring("cold make demo"):
+        bench_cold.add_figures(report, phases, bench_cold.BuildLogs(), run, started, 2)
     total = next(f for f in report.figures if f.name == "total: `make demo` start to exit")
     assert (total.value, total.verdict) == (None, "")
     assert "exited 2" in total.note
@@ -179,13 +193,11 @@ def test_each_phase_says_where_it_ran_and_a_reused_layer_is_a_miss() -> None:
 def test_report_is_written_as_json_and_rendered_from_it(tmp_path: Path) -> None:
     report = report_of(200.0, cached=0)
     report.fact("left behind", "nothing")
-    json_path, markdown_path = bench_cold.write(
-        report, tmp_path, {"commit": "c0ffee" * 7, "uncommitted_changes": False}
-    )
+    json_path, markdown_path = bench_cold.write(report, tmp_path)
     run = json.loads(json_path.read_text(encoding="utf-8"))
     assert run["commit"] == "c0ffee" * 7
     assert run["facts"]["left behind"] == "nothing"
-    assert {"before", "after"} <= set(run["load_average_1m"])
+    assert run["windows"][0]["load"]["samples"] == [0.5, 0.7]
     markdown = markdown_path.read_text(encoding="utf-8")
     assert markdown == bench_cold.render(run)
     assert "| total: `make demo` start to exit | 200.0 s | < 240 s (issue 16) | met |" in markdown
