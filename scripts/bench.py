@@ -45,8 +45,10 @@ SETTLE = 300.0
 
 
 def bench_images(report: Report) -> None:
-    """Every image build-images.sh builds: its size, and how long a step image takes to
-    start and answer --help (what every task pays before it works)."""
+    """Every image build-images.sh builds: its size, how long a step image takes to start
+    and answer --help (what every task pays before it works), how long the Airflow CLI
+    takes to answer in its image (every healthcheck runs it), and how long the object
+    store takes to stop cleanly (its grace period in the deployments)."""
     print("images", flush=True)
     listing = subprocess.run(
         [str(REPO / "scripts" / "build-images.sh"), "--tags"],
@@ -65,6 +67,18 @@ def bench_images(report: Report) -> None:
                 docker("run", "--rm", tag, "--help")
                 times.append(time.perf_counter() - start)
             report.add("images", f"{tag} `--help`, median of 5", statistics.median(times), "s")
+        elif name == "airflow":  # what every Airflow CLI call (and healthcheck) pays
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                docker("run", "--rm", tag, "version")  # the entrypoint is `airflow`
+                times.append(time.perf_counter() - start)
+            report.add("images", f"{tag} `airflow version`, median of 3",
+                       statistics.median(times), "s")  # fmt: skip
+        elif name == "objectstore":
+            from apod_tools.bench_objectstore import bench_objectstore_stop
+
+            bench_objectstore_stop(report)
 
 
 def measure(report: Report, section: str, scratch: Path) -> None:

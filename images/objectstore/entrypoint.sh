@@ -120,8 +120,9 @@ server() {
   local weed_pid=$!
   socat "TCP-LISTEN:$PORT,fork,reuseaddr" "TCP:127.0.0.1:$S3_INTERNAL_PORT" &
   local proxy_pid=$! stopping=0 status=0 exited=""
-  # weed's own graceful stop takes about 16 s: give it that (compose stop_grace_period,
-  # Kubernetes terminationGracePeriodSeconds).
+  # weed's own graceful stop needs time (docs/BENCHMARKS.md, images, "apod-objectstore
+  # graceful stop"): compose's stop_grace_period and Kubernetes'
+  # terminationGracePeriodSeconds give it that.
   trap 'stopping=1; log "stopping"; kill -TERM "$weed_pid" "$proxy_pid" 2>/dev/null || true' \
     TERM INT
 

@@ -284,13 +284,12 @@ def test_runs_as_a_locked_down_pod_on_a_root_owned_volume(tmp_path: Path):
 
 
 def test_stops_cleanly_on_sigterm(own_store):
-    started = time.monotonic()
     docker("stop", "-t", "60", own_store.container)
-    elapsed = time.monotonic() - started
     state = json.loads(docker("inspect", own_store.container).stdout)[0]["State"]
+    # Exit code 0, not 137: weed stopped on SIGTERM before docker's SIGKILL (how long it
+    # takes is the bench's: docs/BENCHMARKS.md, images).
     assert state["ExitCode"] == 0, own_store.logs()[-2000:]
     assert "objectstore: stopped" in own_store.logs()
-    assert elapsed < 45
 
 
 def test_the_container_ends_when_weed_dies(tmp_path: Path):

@@ -129,7 +129,7 @@ class ObjectStore:
         ).stdout.strip()
 
     def stop(self) -> None:
-        """A clean stop (weed takes about 16 s)."""
+        """A clean stop (its time: docs/BENCHMARKS.md, images, "apod-objectstore graceful stop")."""
         docker("stop", "-t", "60", self.container)
 
     def crash(self) -> None:
