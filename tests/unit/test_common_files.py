@@ -4,10 +4,10 @@ import datetime as dt
 import os
 import stat
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from support.clock import ManualClock
 
 from apod_common import files
 from apod_common.errors import StepError
@@ -91,14 +91,15 @@ def test_remove_says_whether_there_was_a_file(tmp_path):
 
 def test_a_held_lock_times_out_with_exit_5(tmp_path: Path):
     path = tmp_path / "apod-version.lock"
-    with exclusive(path, timeout=1, what="the repository"):
-        started = time.monotonic()
-        with (
-            pytest.raises(StepError) as err,
-            exclusive(path, timeout=0.5, what="the repository"),
-        ):
-            pass
-        assert time.monotonic() - started >= 0.5
+    clock = ManualClock()
+    with (
+        exclusive(path, timeout=1, what="the repository"),
+        pytest.raises(StepError) as err,
+        exclusive(path, timeout=0.5, what="the repository", clock=clock),
+    ):
+        pass
+    # It polled until the timeout had passed on its clock, then gave up.
+    assert sum(clock.sleeps[:-1]) < 0.5 <= sum(clock.sleeps)
     assert err.value.code == 5
     assert str(path) in err.value.reason
     assert "the repository" in err.value.reason
@@ -107,18 +108,23 @@ def test_a_held_lock_times_out_with_exit_5(tmp_path: Path):
 def test_a_waiter_gets_the_lock_when_it_is_released(tmp_path: Path):
     path = tmp_path / "apod-version.lock"
     order: list[str] = []
-    held = threading.Event()
+    held, waiting, released = threading.Event(), threading.Event(), threading.Event()
 
     def holder():
         with exclusive(path, timeout=1, what="x"):
             held.set()
-            time.sleep(0.5)
+            waiting.wait(10)  # the other run is waiting for the lock now
             order.append("first done")
+        released.set()
+
+    def next_poll(_: float) -> None:
+        waiting.set()
+        released.wait(10)
 
     thread = threading.Thread(target=holder)
     thread.start()
-    held.wait(5)
-    with exclusive(path, timeout=10, what="x"):
+    held.wait(10)
+    with exclusive(path, timeout=10, what="x", clock=ManualClock(on_sleep=next_poll)):
         order.append("second in")
     thread.join()
     assert order == ["first done", "second in"]

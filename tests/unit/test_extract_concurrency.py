@@ -14,15 +14,18 @@ import io
 import itertools
 import json
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
+from support.clock import ManualClock
 
 from apod_common import cli, layout
-from apod_extract import pieces
+from apod_common.clock import SYSTEM
+from apod_extract import dates, pieces
+from apod_extract.client import ApodClient, RetryPolicy
+from apod_extract.fetcher import Fetcher, Job
 from apod_extract.main import main as extract_main
 from apod_extract.pool import Pool
 from apod_testserver.server import Config, serving
@@ -217,27 +220,40 @@ def test_no_more_requests_in_flight_than_asked(run_step, tmp_path, concurrency):
     assert "ETA" in result.err
 
 
-def test_waiting_for_slow_answers_costs_no_cpu(run_step, tmp_path):
-    with latency_server(day_cost=0.1) as server:
-        wall, cpu = time.monotonic(), time.process_time()
-        result = extract(
-            run_step, server, tmp_path, *JANUARY, "--chunk-days", "2", "--concurrency", "2"
-        )
-        wall, cpu = time.monotonic() - wall, time.process_time() - cpu
-    assert result.code == 0, result.err
-    assert wall > 1.5  # 31 days at 0.1 s, two at a time, with ranges queued all along
-    # Waiting is ~5 % of a core (server threads included); a polling loop takes 40 % or more.
-    assert cpu < wall / 6, f"{cpu:.2f} s of CPU in {wall:.2f} s: the scheduler spins"
+def fetch(server, concurrency: int, spans: list, clock=None) -> tuple[Fetcher, list]:
+    """The fetcher alone over real HTTP: what it fetched, in the order it arrived."""
+    policy = RetryPolicy(max_retries=2, backoff=0.01, max_wait=5, clock=clock or SYSTEM)
+    client = ApodClient(server.apod_url, "concurrency-test-key", 5, policy)
+    fetcher = Fetcher(client, concurrency)
+    arrived: list = []
+    fetcher.run([Job(s, n) for n, s in enumerate(spans)], lambda job, _: arrived.append(job))
+    return fetcher, arrived
+
+
+def two_day_spans(first: str, last: str) -> list:
+    return dates.spans(D.fromisoformat(first), D.fromisoformat(last), 2)
+
+
+def test_waiting_for_slow_answers_takes_a_turn_per_answer_not_a_spin():
+    with latency_server(day_cost=0.05) as server:
+        fetcher, arrived = fetch(server, 2, two_day_spans("2024-01-01", "2024-01-31"))
+    assert len(arrived) == fetcher.requests == 16
+    assert fetcher.most_in_flight == 2
+    # Each turn of the loop launches, or waits for an answer (or a due job): with no
+    # retries that is at most one turn per answer and one to start. A loop that polled
+    # while the answers took their time would turn thousands of times.
+    assert fetcher.turns <= fetcher.requests + 1
 
 
 def test_the_files_the_manifest_and_the_batch_do_not_depend_on_the_order_of_arrival(
     run_step, tmp_path
 ):
     args = (*JANUARY, "--chunk-days", "2")
-    with latency_server(day_cost=0.01) as server:
+    with latency_server() as server:
         in_order = extract(run_step, server, tmp_path / "one", *args, "--concurrency", "1")
-        # Later requests overtake earlier ones: the first of each wave is the slowest.
-        faults(server, {}, *[{"delay": 0.3}, {}, {}, {}] * 4)
+        # Later requests overtake earlier ones: the first of each wave is answered only
+        # after three others (an order of events, not of timings).
+        faults(server, {}, *[{"after": 3}, {}, {}, {}] * 3)
         scrambled = extract(run_step, server, tmp_path / "six", *args, "--concurrency", "6")
     assert (in_order.code, scrambled.code) == (0, 0), scrambled.err
     done = [int(n) for n in re.findall(r"chunk (\d+)/16 .*entries \(rate", scrambled.err)]
@@ -377,15 +393,38 @@ def test_a_429_holds_every_new_request_for_its_retry_after(run_step, tmp_path):
     with latency_server(day_cost=0.05) as server:
         faults(server, {}, {"status": 429, "retry_after": 1})
         result = extract(run_step, server, tmp_path, *JANUARY, "--chunk-days", "4")
-        records = apod_records(server)
     assert result.code == 0, result.err
     assert result.summary["entries"] == 31
-    limited = next(r for r in records if r["status"] == 429)
-    later = [r["at"] for r in records if r["at"] > limited["at"] + 0.1]
-    assert later, "nothing was sent after the 429"
-    # The requests already in flight finish; nothing new goes out until Retry-After passed.
-    assert min(later) >= limited["at"] + 1.0
     assert "rate limited (HTTP 429, rate limit remaining 0); retry 1/2 in 1.0 s" in result.err
+
+
+def test_after_a_429_nothing_new_is_sent_until_its_retry_after_has_passed():
+    clock = ManualClock()
+    sent: list[tuple[float, tuple]] = []  # (the fetcher's clock, the range) of each request
+    with latency_server() as server:
+        faults(server, {}, {"status": 429, "retry_after": 1})
+        spans = dates.spans(D(2024, 1, 1), D(2024, 1, 31), 4)
+        policy = RetryPolicy(max_retries=2, backoff=0.01, max_wait=5, clock=clock)
+        client = ApodClient(server.apod_url, "concurrency-test-key", 5, policy)
+        attempt = client.attempt
+
+        def recorded(*span):
+            sent.append((clock.now, span))
+            return attempt(*span)
+
+        client.attempt = recorded
+        fetcher = Fetcher(client, 4)
+        arrived: list = []
+        fetcher.run([Job(s, n) for n, s in enumerate(spans)], lambda job, _: arrived.append(job))
+    assert len(arrived) == len(spans) == 8
+    # The first request went alone, then four at once (the clock had not moved: only
+    # sleeps move it), and more as answers came, until one met the 429. Its Retry-After
+    # held every request after it, the retry included, until the clock had moved on 1 s.
+    opened = sent[0][0]
+    assert len(sent) == 9  # 8 ranges and the retry
+    assert all(at == opened or at >= opened + 1.0 for at, _ in sent)
+    assert any(at >= opened + 1.0 for at, _ in sent)
+    assert sum(clock.sleeps) >= 1.0
 
 
 def test_a_low_quota_narrows_to_one_request_so_no_request_meets_a_429(run_step, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -258,7 +258,10 @@ def test_rate_limit_headers_count_down_per_key(server):
 
 
 def test_exhausted_quota_is_429_over_rate_limit_with_retry_after(log):
-    config = Config(SAMPLE, port=0, today=TODAY, rate_limit=2, rate_window=1.0, log=log)
+    now = [100.0]  # the server's clock, moved by the test
+    config = Config(
+        SAMPLE, port=0, today=TODAY, rate_limit=2, rate_window=1.0, log=log, clock=lambda: now[0]
+    )
     with serving(config) as srv:
         assert get(srv, {"date": "2024-01-01"}).headers["X-RateLimit-Remaining"] == "1"
         assert get(srv, {"date": "2024-01-01"}).headers["X-RateLimit-Remaining"] == "0"
@@ -267,7 +270,9 @@ def test_exhausted_quota_is_429_over_rate_limit_with_retry_after(log):
         assert refused.json()["error"]["code"] == "OVER_RATE_LIMIT"
         assert refused.headers["X-RateLimit-Remaining"] == "0"
         assert int(refused.headers["Retry-After"]) == 1
-        time.sleep(1.1)  # the window rolls on
+        now[0] += 0.5
+        assert get(srv, {"date": "2024-01-01"}).status_code == 429  # still in the window
+        now[0] += 0.6  # the window rolls on
         assert get(srv, {"date": "2024-01-01"}).status_code == 200
 
 
@@ -307,10 +312,10 @@ def test_fault_queue_applies_one_fault_per_request_in_order(server):
     sixth = get(server, params)
     assert sixth.status_code == 200
     assert sixth.headers["Content-Type"].startswith("text/html")
-    started = time.monotonic()
     seventh = get(server, params)
-    assert time.monotonic() - started >= 0.3
     assert len(seventh.json()) == 3
+    held = [r["held"] for r in control(server, "GET", "stats").json()["recent"]]
+    assert held == [0.0] * 6 + [0.3]  # only the seventh was held, for its delay
     assert len(get(server, params).json()) == 3  # queue empty: back to normal
 
 
@@ -329,6 +334,38 @@ def test_bad_fault_specs_are_refused_whole(server):
     assert "colour" in response.json()["error"]
     assert control(server, "GET", "faults").json() == {"pending": 0}
     assert control(server, "POST", "faults", {"nope": []}).status_code == 400
+
+
+@pytest.mark.faults
+def test_an_after_fault_answers_once_others_have_been_answered(server):
+    control(server, "POST", "faults", {"faults": [{"after": 2}]})
+    statuses: list[int] = []
+    first = threading.Thread(
+        target=lambda: statuses.append(get(server, {"date": "2024-01-01"}).status_code)
+    )
+    first.start()
+    # Two others, one after the other: the first is held until both were answered.
+    for answered in (1, 2):
+        assert wait_for(lambda: control(server, "GET", "stats").json()["in_flight"] == 1)
+        assert get(server, {"date": "2024-01-02"}).status_code == 200
+        if answered == 1:
+            assert first.is_alive(), "answered before two others were"
+    first.join(timeout=30)
+    assert statuses == [200]
+    # Alone in flight for good, it is answered after all: no deadlock at the end of a run.
+    control(server, "POST", "faults", {"faults": [{"after": 5}]})
+    assert get(server, {"date": "2024-01-01"}).status_code == 200
+    bad = control(server, "POST", "faults", {"faults": [{"after": -1}]})
+    assert bad.status_code == 400
+
+
+def wait_for(check, tries: int = 500) -> bool:
+    """Poll a state the server reaches on its own (a bounded number of tries)."""
+    for _ in range(tries):
+        if check():
+            return True
+        threading.Event().wait(0.01)
+    return False
 
 
 @pytest.mark.faults

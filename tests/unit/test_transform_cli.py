@@ -237,11 +237,10 @@ def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )
 
 
-def test_help_is_fast_and_documents_the_contract():
-    started = time.monotonic()
+def test_help_documents_the_contract_without_importing_pandas():
+    # What --help costs is the bench's (docs/BENCHMARKS.md, images); here: no pandas.
     result = run_module("--help")
     assert result.returncode == 0
-    assert time.monotonic() - started < 10
     for text in ("--run-id", "--data-dir", "--max-reject-ratio", "APOD_MAX_REJECT_RATIO", "99"):
         assert text in result.stdout
     probe = subprocess.run(

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -37,14 +36,12 @@ def test_parser_defaults():
     assert args.repo is None
 
 
-def test_help_is_fast_and_does_not_import_dvc():
-    started = time.monotonic()
+def test_help_does_not_import_dvc():
+    # What --help costs is the bench's (docs/BENCHMARKS.md, images); here: no dvc.
     result = run_cli("--help")
-    elapsed = time.monotonic() - started
     assert result.returncode == 0
     assert "--init-repo" in result.stdout
     assert "APOD_DVC_REMOTE" in result.stdout
-    assert elapsed < 5
     probe = subprocess.run(
         [
             sys.executable,

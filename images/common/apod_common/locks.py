@@ -4,11 +4,11 @@ import contextlib
 import fcntl
 import logging
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from apod_common import exit_codes
+from apod_common.clock import SYSTEM, Clock
 from apod_common.errors import StepError
 from apod_common.files import FILE_MODE
 
@@ -31,7 +31,7 @@ def _open(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def exclusive(path: Path, timeout: float, what: str) -> Iterator[None]:
+def exclusive(path: Path, timeout: float, what: str, clock: Clock = SYSTEM) -> Iterator[None]:
     """Hold an exclusive flock on `path` (a directory, or a lock file made when missing).
 
     A lock on a directory leaves no file behind; either way the kernel drops the lock when
@@ -40,14 +40,14 @@ def exclusive(path: Path, timeout: float, what: str) -> Iterator[None]:
     """
     fd = _open(path)
     try:
-        deadline = time.monotonic() + max(timeout, 0)
+        deadline = clock.monotonic() + max(timeout, 0)
         announced = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                if clock.monotonic() >= deadline:
                     raise StepError(
                         f"another run still holds the lock on {what} ({path}) after {timeout:g}s",
                         exit_codes.UPSTREAM_UNAVAILABLE,
@@ -55,7 +55,7 @@ def exclusive(path: Path, timeout: float, what: str) -> Iterator[None]:
                 if not announced:
                     log.info("waiting for another run to release the lock on %s", what)
                     announced = True
-                time.sleep(_POLL_SECONDS)
+                clock.sleep(_POLL_SECONDS)
         try:
             yield
         finally:

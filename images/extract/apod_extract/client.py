@@ -16,13 +16,12 @@ import json
 import logging
 import random
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
 
 from apod_common import exit_codes
+from apod_common.clock import SYSTEM, Clock
 from apod_common.errors import StepError
 
 log = logging.getLogger("extract")
@@ -45,7 +44,7 @@ class RetryPolicy:
     max_retries: int = 5
     backoff: float = 1.0  # first delay in seconds, doubled per attempt
     max_wait: float = 120.0  # longest single wait (backoff or Retry-After)
-    sleep: Callable[[float], None] = time.sleep
+    clock: Clock = SYSTEM  # the waits between attempts (the fetcher's)
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int) -> float:

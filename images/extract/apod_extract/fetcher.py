@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import statistics
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -53,12 +52,17 @@ class Fetcher:
     def __init__(self, client: ApodClient, concurrency: int):
         self.client = client
         self.policy = client.policy
+        self.clock = client.policy.clock
         self.pool = Pool(concurrency)
         self.max_days = math.inf  # lowered when the gateway cuts a range for its length
         self.cut_after = math.inf  # the quickest cut seen: about the gateway's time limit
         self._pace: deque[float] = deque(maxlen=PACE_SAMPLES)  # seconds per day, recent
         self.requests = 0  # sent, retries and split parts included
         self.most_in_flight = 0
+        # Turns of the scheduling loop: each one launches, waits for an answer or sleeps
+        # until a job is due, so a loop that waits without spinning takes about one per
+        # request (tests count them instead of timing the CPU).
+        self.turns = 0
         self._queue: list[Job] = []
         self._running: dict[Future, Job] = {}
         self._failure: BaseException | None = None
@@ -78,14 +82,15 @@ class Fetcher:
         self._longest = max((pieces.days(job.span) for job in jobs), default=1)
         with ThreadPoolExecutor(self.pool.ceiling, thread_name_prefix="extract") as workers:
             while self._queue or self._running:
-                now = time.monotonic()
+                self.turns += 1
+                now = self.clock.monotonic()
                 if self._failure is None:
                     self._launch(workers, now)
                 if not self._running:
                     if self._failure is not None or not self._queue:
                         break
                     # Nothing in flight: some job is waiting for its time, never for an answer.
-                    self.policy.sleep(max(0.0, self._next_start(now) - now))
+                    self.clock.sleep(max(0.0, self._next_start(now) - now))
                     continue
                 timeout = None  # wait for an answer, unless a job's time comes first
                 if self._failure is None and (start := self._next_start(now)) is not None:
@@ -154,7 +159,7 @@ class Fetcher:
             self._failure = self._failure or exc
             return
         self.pool.answered(page.remaining)
-        self._pace.append((time.monotonic() - job.sent_at) / pieces.days(job.span))
+        self._pace.append((self.clock.monotonic() - job.sent_at) / pieces.days(job.span))
         self._widen()
         try:
             done(job, page)
@@ -190,7 +195,7 @@ class Fetcher:
             )  # fmt: skip
 
     def _again(self, job: Job, exc: Retryable) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         start, end = job.span
         if exc.cut and pieces.days(job.span) > 1:
             self.cut_after = min(self.cut_after, now - job.sent_at)

@@ -12,6 +12,9 @@ A fault is a JSON object; combine keys freely:
   {"truncate": true}               the normal 200 answer cut in half (Content-Length agrees)
   {"html_200": true}               200 with an HTML page instead of JSON
   {"disconnect": true}             close the connection without an answer
+  {"after": 3}                     answer only once 3 other APOD requests got their answer
+                                   since this one arrived (or it stayed alone in flight a
+                                   while): answers out of order, whatever the machine's load
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Fault:
     html_200: bool = False
     disconnect: bool = False
     hang: bool = False
+    after: int = 0
 
     @classmethod
     def parse(cls, spec: object) -> Fault:
@@ -54,6 +58,8 @@ class Fault:
             raise FaultError(f"status must be an HTTP status code, not {fault.status!r}")
         if not isinstance(fault.delay, int | float) or fault.delay < 0:
             raise FaultError("delay must be a number of seconds >= 0")
+        if not isinstance(fault.after, int) or isinstance(fault.after, bool) or fault.after < 0:
+            raise FaultError("after must be a number of answers >= 0")
         return fault
 
     @property

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import http
 import json
+import math
 import random
 import re
 import select
@@ -35,6 +36,8 @@ RECENT_REQUESTS = 1000
 CLIENT_CLOSED = 499
 # How often a waiting request checks whether its client is still there.
 WAIT_STEP = 0.1
+# An `after` fault alone in flight for this many WAIT_STEPs in a row gives up waiting.
+ALONE_STEPS = 20
 _API_KEY_IN_TEXT = re.compile(r"(api_key=)[^&\s\"']*", re.IGNORECASE)
 
 
@@ -59,11 +62,16 @@ class Config:
     invalid_keys: frozenset[str] = frozenset()
     valid_keys: frozenset[str] | None = None
     log: TextIO | None = field(default_factory=lambda: sys.stderr)
+    # What the rate window and the records' "at" are read from (tests pass their own).
+    clock: Callable[[], float] = time.monotonic
 
 
 class Stats:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._answered = threading.Condition(self._lock)
+        self.clock = clock
+        self.answers = 0  # APOD requests that left (answered or not), ever: never reset
         self.reset()
 
     def reset(self) -> None:
@@ -74,11 +82,11 @@ class Stats:
             self.recent: deque[dict] = deque(maxlen=RECENT_REQUESTS)
             self.in_flight = 0
             self.max_in_flight = 0
-            self.origin = time.monotonic()
+            self.origin = self.clock()
 
     def elapsed(self) -> float:
         """Seconds since the start or the last reset, for pacing checks on `recent`."""
-        return round(time.monotonic() - self.origin, 3)
+        return round(self.clock() - self.origin, 3)
 
     def enter(self) -> int | None:
         """Count an APOD request as started; the new high when it sets one."""
@@ -92,6 +100,20 @@ class Stats:
     def leave(self) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.answers += 1
+            self._answered.notify_all()
+
+    def wait_for_answers(self, since: int, count: int, give_up: threading.Event) -> None:
+        """Until `count` other APOD requests left after `since` (the `answers` read when
+        this one arrived), or `give_up` is set, or this one has been the only request in
+        flight for ALONE_STEPS checks in a row (no other may come: never a deadlock)."""
+        alone = 0
+        with self._answered:
+            while self.answers - since < count and alone < ALONE_STEPS:
+                if give_up.is_set():
+                    return
+                self._answered.wait(WAIT_STEP)
+                alone = alone + 1 if self.in_flight == 1 else 0
 
     def record(self, apod: bool, status: int | None, record: dict) -> None:
         with self._lock:
@@ -126,14 +148,14 @@ class ApodTestServer(ThreadingHTTPServer):
         rng = random.Random(config.seed)  # noqa: S311 - reproducible faults, not secrets
         self.service = ApodService(self.archive, rng)
         self.keys = KeyPolicy.from_lists(config.invalid_keys, config.valid_keys)
-        self.limiter = RateLimiter(config.rate_limit, config.rate_window)
+        self.limiter = RateLimiter(config.rate_limit, config.rate_window, config.clock)
         self.faults = FaultQueue(config.fail_rate, rng)
         # Its own generator, so turning hangs on does not change which requests --fail-rate hits.
         hangs = random.Random(config.seed)  # noqa: S311 - reproducible hangs, not secrets
         self.latency = LatencyModel(
             config.day_cost, config.gateway_timeout, config.hang_rate, hangs
         )
-        self.stats = Stats()
+        self.stats = Stats(config.clock)
         self.stopping = threading.Event()  # ends the waits of slow and hanging answers
         self._log_lock = threading.Lock()
         super().__init__((config.host, config.port), Handler)
@@ -223,6 +245,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self._status: int | None = None
+        # What the latency model (or a delay fault) held the answer for, in seconds (None:
+        # a hang, held until the client left or the server stopped), and whether the
+        # gateway cut it: recorded, so that tests read the model's decision, not a clock.
+        self._held: float | None = 0.0
+        self._cut = False
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         is_apod = path == APOD_PATH
@@ -247,6 +274,8 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(404, service_error(404, "Sorry, Nothing at this URL.").payload)
         finally:
+            if is_apod:
+                record |= {"held": self._held, "cut": self._cut}
             if not url.path.startswith(CONTROL_PREFIX):
                 self.server.stats.record(is_apod, self._status, record)
 
@@ -266,6 +295,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _counted(self, params: dict[str, list[str]]) -> None:
         stats = self.server.stats
+        self._arrived_after = stats.answers
         high = stats.enter()
         if high is not None:
             self.server.log(f"APOD requests in flight: {high}, the most so far")
@@ -326,7 +356,10 @@ class Handler(BaseHTTPRequestHandler):
             self._gateway_refusal(429, "OVER_RATE_LIMIT", headers)
             return
         fault = server.faults.next()
+        if fault and fault.after:
+            server.stats.wait_for_answers(self._arrived_after, fault.after, server.stopping)
         if fault and (fault.disconnect or fault.replaces_answer):
+            self._held = fault.delay or 0.0
             if fault.delay and not self._client_waits(fault.delay):
                 self._client_left()
             elif fault.disconnect:
@@ -338,6 +371,8 @@ class Handler(BaseHTTPRequestHandler):
         timing = server.latency.timing(
             answer.days, extra=fault.delay if fault else 0.0, hang=bool(fault and fault.hang)
         )
+        self._held = None if math.isinf(timing.seconds) else timing.seconds
+        self._cut = timing.cut
         if not self._client_waits(timing.seconds):
             self._client_left()
             return
