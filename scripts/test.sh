@@ -31,6 +31,8 @@ if ! command -v shellcheck >/dev/null; then
 fi
 
 log "services"
+# The Docker engine, when this had to start it, is left running: it is the machine's, and
+# other checkouts' containers run on it. What the tests start on it they remove.
 scripts/ensure-docker.sh
 
 log "images"
