@@ -119,11 +119,12 @@ def test_a_short_retry_after_is_waited_for(fresh: World):
     inject(fresh, {"status": 429, "retry_after": 2})
     result = fresh.extract(run_id("429short"), "2024-01-01", "2024-01-10").expect(0)
     assert statuses(fresh) == [429, 200]
-    # Timed by the server, between the two requests' arrivals: the container's start-up and
-    # exit are not part of the wait.
+    # Read on the server, between the two requests' arrivals: the retry came no sooner than
+    # the Retry-After (a sleep never ends early, so a busy machine cannot fail this; how
+    # much later is load, not behaviour, and is not bounded).
     refused, retried = (r["at"] for r in requests_seen(fresh))
     waited = retried - refused
-    assert 2 <= waited < 4, f"asked again {waited:.3f} s after the 429 (Retry-After: 2)"
+    assert waited >= 2, f"asked again {waited:.3f} s after the 429 (Retry-After: 2)"
     assert "rate limited (HTTP 429" in result.stderr
     assert "retry 1/2 in 2.0 s" in result.stderr
 
