@@ -36,8 +36,9 @@ RECENT_REQUESTS = 1000
 CLIENT_CLOSED = 499
 # How often a waiting request checks whether its client is still there.
 WAIT_STEP = 0.1
-# An `after` fault alone in flight for this many WAIT_STEPs in a row gives up waiting.
-ALONE_STEPS = 20
+# An `after` fault alone in flight for this many WAIT_STEPs in a row gives up waiting: long
+# enough that a client starved of CPU on a loaded machine still sends its next request first.
+ALONE_STEPS = 100
 _API_KEY_IN_TEXT = re.compile(r"(api_key=)[^&\s\"']*", re.IGNORECASE)
 
 
