@@ -35,11 +35,11 @@ def server(log):
         yield srv
 
 
-def get(server, params: dict | None = None, key: str | None = KEY, **kwargs):
+def get(server, params: dict | None = None, key: str | None = KEY, timeout=10, **kwargs):
     query = dict(params or {})
     if key is not None:
         query = {"api_key": key, **query}
-    return requests.get(server.apod_url, params=query, timeout=10, **kwargs)
+    return requests.get(server.apod_url, params=query, timeout=timeout, **kwargs)
 
 
 def control(server, method: str, path: str, payload=None):
@@ -354,7 +354,7 @@ def test_an_after_fault_answers_once_others_have_been_answered(server):
     assert statuses == [200]
     # Alone in flight for good, it is answered after all: no deadlock at the end of a run.
     control(server, "POST", "faults", {"faults": [{"after": 5}]})
-    assert get(server, {"date": "2024-01-01"}).status_code == 200
+    assert get(server, {"date": "2024-01-01"}, timeout=60).status_code == 200
     bad = control(server, "POST", "faults", {"faults": [{"after": -1}]})
     assert bad.status_code == 400
 
