@@ -1,0 +1,75 @@
+"""DVC's command line, run in this process: `dvc add` then `dvc push` (and `dvc init` for
+a new repository) as one interpreter instead of one each.
+
+Every `python -m dvc` child started a Python and imported DVC again; with DVC already
+imported here (apod_version.remote reads its config), each command costs only its work.
+It stays the command line: the same arguments, exit codes and messages as the child
+(`dvc.cli.main`), in the environment and directory the child would have had, its output
+captured (stdout carries only the step's summary) and handed back as the child's was.
+"""
+
+import contextlib
+import io
+import logging
+import os
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+# Where DVC's own log handlers write (dvc.logger.setup binds them to the streams of the
+# moment DVC is first imported).
+_DVC_LOGGERS = ("dvc", "dvc_objects", "dvc_data")
+
+
+def run(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str, str]:
+    """`dvc <args>` in `cwd` with exactly `env` as the environment: (exit code, stdout,
+    stderr), as the child process would have given them."""
+    with _environment(env), _directory(cwd), _captured() as (out, err):
+        from dvc.cli import main
+
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _directory(path: Path) -> Iterator[None]:
+    saved = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(saved)
+
+
+@contextlib.contextmanager
+def _captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
+    out, err = io.StringIO(), io.StringIO()
+    import dvc  # noqa: F401 - sets DVC's log handlers up, bound to the real streams
+
+    handlers = [
+        handler
+        for name in _DVC_LOGGERS
+        for handler in logging.getLogger(name).handlers
+        if isinstance(handler, logging.StreamHandler)
+    ]
+    saved = [(handler, handler.stream) for handler in handlers]
+    for handler, stream in saved:
+        handler.setStream(out if stream is sys.stdout else err)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield out, err
+    finally:
+        for handler, stream in saved:
+            handler.setStream(stream)
