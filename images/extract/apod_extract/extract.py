@@ -4,6 +4,7 @@ arrival."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -117,8 +118,11 @@ def run(request: Request, client: ApodClient) -> dict:
 
     fetcher = Fetcher(client, request.concurrency)
 
+    written: list[Path] = []  # made durable together, before the manifest names them
+
     def arrived(job: Job, page: Page) -> None:
-        _write(raw / store.chunk_name(*job.span), page.body, mtime=page.fetched_at)
+        written.append(raw / store.chunk_name(*job.span))
+        _write(written[-1], page.body, mtime=page.fetched_at, durable=False)
         chunks[job.span] = _chunk(job.span, page.body, store.utc_text(page.fetched_at))
         progress.add(job.chunk, job.span, fetched=True)
         log.info(
@@ -133,7 +137,14 @@ def run(request: Request, client: ApodClient) -> dict:
         )
 
     try:
-        fetcher.run(jobs, arrived)
+        try:
+            fetcher.run(jobs, arrived)
+        except BaseException:
+            # The chunks fetched so far are kept for a rerun: on disk, if it can be had.
+            with contextlib.suppress(OSError):
+                files.make_durable(written)
+            raise
+        _make_durable(written)
     except QuotaUsedUp:
         raise StepError(
             f"rate limit used up (X-RateLimit-Remaining: 0) with {len(plan) - progress.done} "
@@ -201,12 +212,22 @@ def _chunk(span: Span, data: bytes, fetched_at: str) -> Chunk:
     )
 
 
-def _write(path: Path, data: bytes, mtime: dt.datetime | None = None) -> None:
+def _write(path: Path, data: bytes, mtime: dt.datetime | None = None, durable: bool = True) -> None:
     try:
-        files.atomic_write(path, data, mtime)
+        files.atomic_write(path, data, mtime, durable)
     except OSError as exc:
         raise StepError(
             f"cannot write {path}: {exc.strerror}", exit_codes.UPSTREAM_UNAVAILABLE
+        ) from None
+
+
+def _make_durable(paths: list[Path]) -> None:
+    try:
+        files.make_durable(paths)
+    except OSError as exc:
+        raise StepError(
+            f"cannot sync {len(paths)} chunk file(s) to disk: {exc.strerror}",
+            exit_codes.UPSTREAM_UNAVAILABLE,
         ) from None
 
 
