@@ -24,11 +24,32 @@ _DVC_LOGGERS = ("dvc", "dvc_objects", "dvc_data")
 def run(args: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[int, str, str]:
     """`dvc <args>` in `cwd` with exactly `env` as the environment: (exit code, stdout,
     stderr), as the child process would have given them."""
-    with _environment(env), _directory(cwd), _captured() as (out, err):
+    with _environment(env), _git_config_home(env), _directory(cwd), _captured() as (out, err):
         from dvc.cli import main
 
         code = main(list(args))
     return code, out.getvalue(), err.getvalue()
+
+
+@contextlib.contextmanager
+def _git_config_home(env: Mapping[str, str]) -> Iterator[None]:
+    """libgit2 reads where the global git config lies once, when it is loaded; a child
+    would read it from `env` (apod_version.childenv: the repository's safe.directory)."""
+    if "pygit2" not in sys.modules or not env.get("XDG_CONFIG_HOME"):
+        yield
+        return
+    import pygit2
+    from pygit2.enums import ConfigLevel
+
+    paths = pygit2.settings.search_path
+    saved = {level: paths[level] for level in (ConfigLevel.XDG, ConfigLevel.GLOBAL)}
+    paths[ConfigLevel.XDG] = os.path.join(env["XDG_CONFIG_HOME"], "git")
+    paths[ConfigLevel.GLOBAL] = env.get("HOME", saved[ConfigLevel.GLOBAL])
+    try:
+        yield
+    finally:
+        for level, path in saved.items():
+            paths[level] = path
 
 
 @contextlib.contextmanager
