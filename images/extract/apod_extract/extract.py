@@ -14,7 +14,7 @@ from pathlib import Path
 from apod_common import exit_codes, files, layout, manifest
 from apod_common.errors import NothingToDo, StepError
 from apod_common.manifest import Chunk, Manifest
-from apod_extract import dates, pieces, store
+from apod_extract import dates, pieces, store, unchanged
 from apod_extract.client import ApodClient, Page, entry_count
 from apod_extract.dates import Span
 from apod_extract.fetcher import Fetcher, Job, QuotaUsedUp
@@ -34,6 +34,7 @@ class Request:
     api_url: str  # already stripped of credentials, for the manifest and logs
     refetch: bool = False  # ignore chunks an earlier attempt left (upstream edits, late days)
     concurrency: int = DEFAULT_CONCURRENCY  # most requests in flight at once
+    always_load: bool = False  # go through even when nothing changed (apod_extract.unchanged)
 
 
 class Progress:
@@ -197,6 +198,8 @@ def run(request: Request, client: ApodClient) -> dict:
             f"the API has no entries for {request.start}..{request.end} "
             f"(manifest written to {manifest_path})"
         )
+    if not request.always_load and (why := unchanged.reason(request.data_dir, fetched_manifest)):
+        raise NothingToDo(why)
     return summary
 
 
