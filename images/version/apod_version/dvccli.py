@@ -76,21 +76,33 @@ def _directory(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
+    """stdout and stderr as the child's: DVC's own handlers write there, and what the
+    libraries it drives log (botocore, ...) goes to stderr, not to the step's log."""
     out, err = io.StringIO(), io.StringIO()
     import dvc  # noqa: F401 - sets DVC's log handlers up, bound to the real streams
 
+    loggers = [logging.getLogger(name) for name in _DVC_LOGGERS]
     handlers = [
         handler
-        for name in _DVC_LOGGERS
-        for handler in logging.getLogger(name).handlers
+        for logger in loggers
+        for handler in logger.handlers
         if isinstance(handler, logging.StreamHandler)
     ]
-    saved = [(handler, handler.stream) for handler in handlers]
-    for handler, stream in saved:
+    streams = [(handler, handler.stream) for handler in handlers]
+    for handler, stream in streams:
         handler.setStream(out if stream is sys.stdout else err)
+    propagate = [(logger, logger.propagate) for logger in loggers]
+    for logger, _ in propagate:
+        logger.propagate = False
+    root = logging.getLogger()
+    root_handlers = root.handlers[:]
+    root.handlers = [logging.StreamHandler(err)]
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             yield out, err
     finally:
-        for handler, stream in saved:
+        root.handlers = root_handlers
+        for logger, value in propagate:
+            logger.propagate = value
+        for handler, stream in streams:
             handler.setStream(stream)
