@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
+from apod_pipeline import backfill
 from apod_pipeline.lineage import event_extra, parse_summary, sources
 from apod_pipeline.settings import Settings
 from apod_pipeline.steps import Output, RunValue, Step, steps
@@ -31,18 +32,26 @@ DEFAULT_ARGS = {
     # A multiplier since Airflow 3.1: True would mean 1.0, a constant delay.
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
+    # Skips a backfill run's extract whose day another run of the backfill fetches (a
+    # no-op for every other task and run: apod_pipeline.backfill).
+    "pre_execute": backfill.skip_if_taken,
 }
 
 
 # The run's dates: a manual run's params when given, else the data interval's date.
 # A manual run triggered without a logical date has no `ds`; it then falls back to
-# the day it was triggered for (run_after).
+# the day it was triggered for (run_after). A backfill run's are folded into the range
+# of the backfill's days it fetches (apod_pipeline.backfill, the `run_days` macro).
 _RUN_DATE = "ds | default(dag_run.run_after | ds)"
+_START = "params.start_date or " + _RUN_DATE
+_END = "params.end_date or params.start_date or " + _RUN_DATE
+_RUN_DAYS = "run_days(ti, dag_run, params, " + _START + ", " + _END + ")"
 TEMPLATES = {
-    RunValue.START: "{{ params.start_date or " + _RUN_DATE + " }}",
-    RunValue.END: "{{ params.end_date or params.start_date or " + _RUN_DATE + " }}",
+    RunValue.START: "{{ " + _RUN_DAYS + ".start }}",
+    RunValue.END: "{{ " + _RUN_DAYS + ".end }}",
     RunValue.RUN_ID: "{{ run_id }}",
 }
+MACROS = {"run_days": backfill.run_days}
 
 
 def templated_arguments(step: Step) -> list[str]:
@@ -162,6 +171,7 @@ def build_dag(
         dagrun_timeout=timedelta(hours=4),
         default_args=DEFAULT_ARGS,
         params=params(),
+        user_defined_macros=MACROS,
         doc_md=DOC_MD.format(runner=runner, dag_id=dag_id, secrets=secrets_doc),
         tags=["apod", "etl", *tags],
     )
