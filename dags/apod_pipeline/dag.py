@@ -134,9 +134,14 @@ just ended in UTC). `catchup` is off and only one run is active at a time.
 costs few requests. From the CLI:
 `airflow dags trigger {dag_id} --conf '{{"start_date": "2024-01-01", "end_date": "2024-01-31"}}'`.
 
+Airflow's own **Backfill** (*Trigger* → *Backfill*, `airflow backfill create`) costs about as
+much: its first run fetches, loads and versions the backfill's days as one range (up to a
+year), and the others end at their extract (its log names that run), skipping the rest.
+
 ## Outcomes
-A task whose step exits 99 (*nothing to do*: no entries in the range, no change in the
-data) is **skipped**, and so is everything downstream. Exit 2, 3 or 4 (bad arguments,
+A task whose step exits 99 (*nothing to do*: no entries in the range, the API's answers
+unchanged since the last batch loaded and versioned, no change in the data) is **skipped**,
+and so is everything downstream. Exit 2, 3 or 4 (bad arguments,
 bad input, refused by the API) fails at once; other failures are retried three times
 with exponential backoff. Re-running a date is safe: every step is idempotent.
 
