@@ -11,26 +11,26 @@ the two merges of the same batch into the same file must agree byte for byte).
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 from datetime import datetime
 from itertools import combinations
 
 import pytest
+from airflow_api import quote
 from support.services import (
     STEP_IMAGES,
     apod_test_server,
     docker_volume,
     fresh_database,
-    image,
     require_images,
 )
 
+from apod_common.schema import CONTENT_COLUMNS
+from apod_pipeline.backfill import FOLD_KEY
 from apod_pipeline.by_hand import Placement
 from apod_pipeline.settings import Settings
 from apod_pipeline.steps import DATA, DVC_REMOTE, END, RUN_ID, START
 from apod_tools.runner import Runner
-from e2e.stack import DAG_ID
+from e2e.stack import CSV, DAG_ID, DVC_FILE, dvc_md5, seed_volume, volume_file
 
 pytestmark = [pytest.mark.compose, pytest.mark.docker, pytest.mark.timeout(1200)]
 
@@ -38,35 +38,11 @@ pytestmark = [pytest.mark.compose, pytest.mark.docker, pytest.mark.timeout(1200)
 # and the two days before it hold no entry.
 FIRST, LAST = "2020-06-06", "2020-06-12"
 DAYS = 7
-CONTENT = ("date", "title", "explanation", "media_type", "url", "hdurl", "thumbnail_url",
-           "copyright", "service_version")  # fmt: skip
 ROWS_JSON = (
-    f"SELECT coalesce(jsonb_agg(jsonb_build_array({', '.join(CONTENT)}) ORDER BY date), '[]') "
+    f"SELECT coalesce(jsonb_agg(jsonb_build_array({', '.join(CONTENT_COLUMNS)}) ORDER BY date), "
+    "'[]') "
     f"FROM apod.apod_entries WHERE date BETWEEN '{FIRST}' AND '{LAST}'"
 )
-CSV, DVC_FILE = "apod_data.csv", "apod_data.csv.dvc"
-
-
-def volume_file(volume: str, name: str) -> bytes:
-    return subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/v:ro",
-         "--entrypoint", "cat", image("version"), f"/v/{name}"],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
-
-
-def seed_volume(volume: str, content: bytes) -> None:
-    subprocess.run(
-        ["docker", "run", "-i", "--rm", "--network", "none", "-v", f"{volume}:/data",
-         "--entrypoint", "sh", image("version"), "-c", f"cat > /data/{CSV}"],
-        input=content, capture_output=True, check=True,
-    )  # fmt: skip
-
-
-def dvc_md5(dvc_file: bytes) -> str:
-    match = re.search(rb"md5: ([0-9a-f]{32})", dvc_file)
-    assert match, dvc_file
-    return match.group(1).decode()
 
 
 def moment(text: str) -> datetime:
@@ -74,12 +50,13 @@ def moment(text: str) -> datetime:
 
 
 def task_states(api, run_id: str) -> dict[str, str]:
-    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances"
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id)}/taskInstances"
     return {ti["task_id"]: ti["state"] for ti in api.call("GET", path)["task_instances"]}
 
 
 def fold_plan(api, run_id: str) -> dict:
-    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/extract/xcomEntries/apod_fold"
+    run = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id)}"
+    path = f"{run}/taskInstances/extract/xcomEntries/{FOLD_KEY}"
     value = api.call("GET", path)["value"]
     return value if isinstance(value, dict) else json.loads(value)
 
