@@ -34,7 +34,6 @@ from typing import Any
 
 FOLD_KEY = "apod_fold"
 BACKFILL = "backfill"  # DagRunType.BACKFILL_JOB: the run type, and its run ids' prefix
-EXTRACT = "extract"  # the task whose dates are folded (the one with START and END)
 # A leader fetches at most this many days (a year): a backfill of decades is a few runs.
 MAX_DAYS = 366
 # Days asked per task-states request.
@@ -186,22 +185,14 @@ class BackfillRuns:
     """The backfill runs of the days around one run's, as the execution API (`ti`) sees
     them: their extract's state and plan."""
 
-    def __init__(
-        self,
-        ti: Any,
-        dag_run: Any,
-        day: dt.date,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, ti: Any, dag_run: Any, day: dt.date) -> None:
         self.ti = ti
+        self.task_id = ti.task_id  # the task that renders the dates: the extract of every run
         self.day = day
         self.logical_date = dag_run.logical_date
         # Airflow names a backfill's new runs backfill__<run_after>, and run_after lies a
         # fixed time after the logical date (the end of the day's interval).
         self.offset = dag_run.run_after - dag_run.logical_date
-        self.clock = clock
-        self.sleep = sleep
 
     def run_id(self, day: dt.date) -> str:
         logical_date = self.logical_date + (day - self.day)
@@ -210,14 +201,14 @@ class BackfillRuns:
     def extract_states(self, days: list[dt.date]) -> dict[dt.date, str | None]:
         ids = {self.run_id(day): day for day in days}
         found = self.ti.get_task_states(
-            dag_id=self.ti.dag_id, task_ids=[EXTRACT], run_ids=list(ids)
+            dag_id=self.ti.dag_id, task_ids=[self.task_id], run_ids=list(ids)
         )
-        return {ids[run_id]: tasks.get(EXTRACT) for run_id, tasks in found.items()}
+        return {ids[run_id]: tasks.get(self.task_id) for run_id, tasks in found.items()}
 
     def plans(self) -> list[Plan | None]:
         """The plans of the day before's run and the day after's."""
         return [
-            Plan.of(self.ti.xcom_pull(task_ids=EXTRACT, key=FOLD_KEY, run_id=self.run_id(day)))
+            Plan.of(self.ti.xcom_pull(task_ids=self.task_id, key=FOLD_KEY, run_id=self.run_id(day)))
             for day in (self.day - ONE_DAY, self.day + ONE_DAY)
         ]
 
@@ -225,12 +216,12 @@ class BackfillRuns:
         """A neighbour's plan that covers this day (`covering`), waiting while the day
         before's run is still deciding."""
         before = self.day - ONE_DAY
-        deadline = self.clock() + WAIT_SECONDS
+        deadline = time.monotonic() + WAIT_SECONDS
         while True:
             plan = covering(self.day, self.plans(), clear_number)
             if plan is not None:
                 return plan
             deciding = self.extract_states([before]).get(before, "absent") in DECIDING
-            if not deciding or self.clock() >= deadline:
+            if not deciding or time.monotonic() >= deadline:
                 return None
-            self.sleep(POLL_SECONDS)
+            time.sleep(POLL_SECONDS)
