@@ -284,9 +284,11 @@ def haproxy_rules() -> list[tuple[str, tuple[str, ...], str]]:
             continue
         method = re.search(r"\{ method ([A-Z ]+) \}", line)
         names = tuple(method[1].split()) if method else ()
-        verdict = (
-            "allow" if "http-request allow" in line else re.search(r'gate: ([^"\\]+)', line)[1]
-        )
+        if "set-var(txn.endpoint)" in line:
+            verdict = "allow"
+        else:
+            assert haproxy.UNKNOWN in line  # refused only when no endpoint matched
+            verdict = re.search(r'gate: ([^"\\]+)', line)[1]
         found.append((verdict, names, path[1]))
     return found
 
@@ -339,7 +341,14 @@ def test_haproxy_has_every_rule_of_the_engine_and_nothing_else():
     assert allows == [(e.methods, haproxy.regex(e.path)[1:-1]) for e in rules.ENDPOINTS]
     refusals = [(v, names) for v, names, _ in found if v != "allow"]
     assert refusals == [(reason, names) for names, _, reason in rules.REFUSALS]
-    assert "http-request allow" not in CONFIG.split("backend checker")[1]
+    assert "http-request allow" not in CONFIG
+    # Refused before the body is waited for; every other request goes to the checker.
+    frontend = CONFIG.split("frontend docker")[1].split("backend checker")[0].splitlines()
+    waits = [n for n, line in enumerate(frontend) if "wait-for-body" in line]
+    returns = [n for n, line in enumerate(frontend) if "http-request return" in line]
+    assert len(waits) == 1
+    assert max(returns) < waits[0]
+    assert frontend[max(returns)].endswith(f"if {haproxy.UNKNOWN}")  # the default refusal
 
 
 def test_haproxy_limits_and_timeouts():

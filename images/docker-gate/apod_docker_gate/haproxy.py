@@ -3,7 +3,7 @@
 HAProxy is the gate's front door: it parses HTTP (and refuses what does not parse),
 times out slow requests, refuses bodies over the limit and chunked ones, and lets
 through to the checker only the endpoints of rules.ENDPOINTS, answering every other one
-itself with rules.REFUSALS' reason. The checker then applies every rule again, the
+itself, at once, with rules.REFUSALS' reason. The checker then applies every rule again, the
 endpoint ones included; the two lists cannot drift apart, being one.
 """
 
@@ -20,6 +20,11 @@ from apod_docker_gate.policy import Policy
 # A wait or an attach lasts as long as its step: the longest step's timeout and this.
 STREAM_MARGIN = timedelta(minutes=15)
 MAX_CONNECTIONS = 256
+UNKNOWN = "!{ var(txn.endpoint) -m found }"
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def regex(path: str) -> str:
@@ -56,10 +61,9 @@ def config(policy: Policy, checker_socket: str, port: int, limits: Limits) -> st
         "    mode http",
         "    log global",
         # The path only: a query or a header could hold anything.
-        '    log-format "haproxy %HM %HP %ST"',
+        '    log-format "haproxy %HM %HP %ST %[var(txn.endpoint)]"',
         # One request per connection to the checker, which reads one only.
         "    option http-server-close",
-        "    option http-buffer-request",
         "    timeout connect 5s",
         f"    timeout http-request {request}s",
         "    timeout http-keep-alive 10s",
@@ -83,20 +87,27 @@ def config(policy: Policy, checker_socket: str, port: int, limits: Limits) -> st
         + json_answer(413, f"the body is over {limits.body} bytes")
         + f" if {{ req.hdr_val(content-length) gt {limits.body} }}",
     ]
-    # The health check's pings, every few seconds, from inside the container.
-    lines.append("    http-request set-log-level silent if { src 127.0.0.1 } { path /_ping }")
+    # The endpoint a request is for, when it is one of the checker's...
     for endpoint in rules.ENDPOINTS:
         lines.append(
-            f"    http-request allow if {methods(endpoint.methods)}"
-            f"{{ path -m reg {regex(endpoint.path)} }}  # {endpoint.name}"
+            f"    http-request set-var(txn.endpoint) str({slug(endpoint.name)})"
+            f" if {methods(endpoint.methods)}{{ path -m reg {regex(endpoint.path)} }}"
         )
+    # ... else refused at once, with the reason, the body unread.
     for names, pattern, reason in rules.REFUSALS:
         lines.append(
             f"    http-request return {json_answer(403, reason)}"
-            f" if {methods(names)}{{ path -m reg {regex(pattern)} }}"
+            f" if {UNKNOWN} {methods(names)}{{ path -m reg {regex(pattern)} }}"
         )
     lines += [
-        f"    http-request return {json_answer(403, rules.DEFAULT)}",
+        f"    http-request return {json_answer(403, rules.DEFAULT)} if {UNKNOWN}",
+        # The whole body before the checker gets the request (what has come when the
+        # request timeout is up, else: the checker then refuses it).
+        f"    http-request wait-for-body time {request}s",
+        # The health check's pings, every few seconds, from inside the container.
+        "    http-request set-log-level silent if { src 127.0.0.1 } { path /_ping }",
+    ]
+    lines += [
         "    default_backend checker",
         "",
         "backend checker",
