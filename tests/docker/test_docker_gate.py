@@ -70,6 +70,17 @@ class Gate:
             labels[docker_contract.PIPELINE_LABEL] = docker_contract.PIPELINE
         return labels
 
+    def pipeline_container(self, client: docker_py.APIClient) -> str:
+        """A container as the pipeline makes one (step image, label), through the gate."""
+        container = client.create_container(
+            f"apod-transform:{VERSION}",
+            ["--help"],
+            labels=self.labels(),
+            host_config=client.create_host_config(network_mode="none"),
+        )["Id"]
+        self.made.append(container)
+        return container
+
     def exists(self, container: str) -> bool:
         return docker("container", "inspect", container, check=False).returncode == 0
 
@@ -201,14 +212,7 @@ def test_every_allowed_call_on_a_pipeline_container(gate):
     assert client.version()["ApiVersion"]
     transform = f"apod-transform:{VERSION}"
     assert client.images(name=transform)  # what DockerOperator asks before it would pull
-    created = client.create_container(
-        transform,
-        ["--help"],
-        labels=gate.labels(),
-        host_config=client.create_host_config(network_mode="none", auto_remove=False),
-    )
-    container = created["Id"]
-    gate.made.append(container)
+    container = gate.pipeline_container(client)
     # The secrets go in before the start; the step images may not have the directory
     # (then the engine, not the gate, says so).
     response = client.put(
@@ -305,13 +309,7 @@ def test_calls_on_a_container_that_is_not_the_pipeline_s_are_refused(gate, forei
 
 def test_exec_images_volumes_networks_and_the_system_are_refused(gate):
     client = gate.client()
-    ours = client.create_container(
-        f"apod-transform:{VERSION}",
-        ["--help"],
-        labels=gate.labels(),
-        host_config=client.create_host_config(network_mode="none"),
-    )["Id"]
-    gate.made.append(ours)
+    ours = gate.pipeline_container(client)
     tag = f"apod-test-gate-retag-{gate.marker}"
     calls = {
         "exec is refused": lambda: client.exec_create(ours, ["sh"]),
@@ -416,13 +414,7 @@ def test_a_slow_request_times_out_while_others_are_served(gate, data):
 
 def test_smuggled_requests_never_reach_the_engine(gate, foreign):
     client = gate.client()
-    ours = client.create_container(
-        f"apod-transform:{VERSION}",
-        ["--help"],
-        labels=gate.labels(),
-        host_config=client.create_host_config(network_mode="none"),
-    )["Id"]
-    gate.made.append(ours)
+    ours = gate.pipeline_container(client)
 
     def delete(path: str) -> bytes:
         return f"DELETE {path}?force=1 HTTP/1.1\r\nHost: x\r\n\r\n".encode()

@@ -163,6 +163,12 @@ class Sides:
             data += chunk
         return data
 
+    def ended_with_nothing_more_forwarded(self, thread: threading.Thread) -> None:
+        thread.join(5)
+        assert not thread.is_alive()
+        self.engine.close()
+        assert self.engine_far.recv(100) == b""  # the engine saw nothing after the request
+
     def close(self) -> None:
         for s in (self.client, self.client_far, self.engine, self.engine_far):
             s.close()
@@ -189,10 +195,7 @@ def test_the_engine_gets_only_the_checked_request(sides):
     assert sides.engine_reads(len(sent)) == sent
     # The client sends a second request before the answer: the call ends, unforwarded.
     sides.client_far.sendall(b"DELETE /containers/x?force=1 HTTP/1.1\r\n\r\n")
-    thread.join(5)
-    assert not thread.is_alive()
-    sides.engine.close()
-    assert sides.engine_far.recv(100) == b""  # nothing after the request
+    sides.ended_with_nothing_more_forwarded(thread)
 
 
 def test_an_answer_and_a_stream_pass_through_untouched(sides):
@@ -241,10 +244,7 @@ def test_no_tunnel_when_the_engine_does_not_switch(sides):
     sides.engine_far.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}")
     assert sides.client_far.recv(100).startswith(b"HTTP/1.1 404")
     sides.client_far.sendall(b"POST /containers/x/exec HTTP/1.1\r\n\r\n")
-    thread.join(5)
-    assert not thread.is_alive()
-    sides.engine.close()
-    assert sides.engine_far.recv(100) == b""
+    sides.ended_with_nothing_more_forwarded(thread)
 
 
 def test_no_tunnel_for_a_call_that_did_not_ask_for_one(sides):
@@ -254,10 +254,7 @@ def test_no_tunnel_for_a_call_that_did_not_ask_for_one(sides):
     sides.engine_far.sendall(b"HTTP/1.1 101 UPGRADED\r\n\r\n")  # an engine gone odd
     sides.client_far.recv(100)
     sides.client_far.sendall(b"anything")
-    thread.join(5)
-    assert not thread.is_alive()
-    sides.engine.close()
-    assert sides.engine_far.recv(100) == b""
+    sides.ended_with_nothing_more_forwarded(thread)
 
 
 def test_a_client_that_goes_away_ends_the_call(sides):

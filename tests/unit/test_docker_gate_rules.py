@@ -8,6 +8,7 @@ image's USER) are a table here; tests/docker/test_docker_gate.py asks the real e
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import tarfile
@@ -611,3 +612,42 @@ def test_every_reason_is_one_line_and_its_own():
     reasons = [reason for _, _, reason in rules.REFUSALS] + [rules.DEFAULT]
     assert all("\n" not in r for r in reasons)
     assert len(set(reasons)) == len(reasons)
+
+
+ODD_VALUES = (None, True, False, 0, -1, 1.5, "", "x", "host", [], ["x"], [1], [{}], {}, {"a": 1})
+
+
+def test_any_value_of_any_field_is_checked_or_refused_never_an_error():
+    """Every field the rules know, and a few they do not, with values of every JSON
+    type: the check returns the request to forward or a refusal, nothing else."""
+    from apod_docker_gate.create import config_rules, host_config_rules
+
+    body = operator_body("version")
+    config_fields = [*config_rules(POLICY, Facts(), body), "Other"]
+    host_fields = [*host_config_rules(POLICY.images["apod-version:1.2.3"], POLICY), "Other"]
+    mount_fields = ["Type", "Source", "Target", "ReadOnly", "VolumeOptions", "Other"]
+    reasons = []
+    for value in ODD_VALUES:
+        cases = [("config", name) for name in config_fields]
+        cases += [("host", name) for name in host_fields]
+        cases += [("mount", name) for name in mount_fields]
+        for where, name in cases:
+            changed = copy.deepcopy(body)
+            {"config": changed, "host": changed["HostConfig"]}.get(
+                where, changed["HostConfig"]["Mounts"][0]
+            )[name] = value
+            try:
+                create(changed)
+            except Refused as exc:
+                reasons.append(exc.message)
+    assert reasons  # most of them are refused...
+    assert [r for r in reasons if "\n" in r] == []  # ... each with a one-line reason
+
+
+def test_a_reason_is_one_line_whatever_the_body_holds():
+    body = operator_body()
+    body["Odd\nKey"] = 1
+    assert refused(create, body).reason == "Odd\\nKey is not allowed"
+    body = operator_body()
+    body["HostConfig"]["SecurityOpt"] = ["a\nb"]
+    assert "\n" not in refused(create, body).reason

@@ -59,7 +59,7 @@ def host_config_rules(image: ImageRule, policy: Policy) -> dict[str, Rule]:
         strings(where, value)
         for option in value or ():
             if option not in ("no-new-privileges", "no-new-privileges:true"):
-                raise Refused(f"security options are refused but no-new-privileges: {option}")
+                raise Refused(f"security options are refused but no-new-privileges: {show(option)}")
 
     def log_config(where: str, value: Any) -> None:
         if value is None:
@@ -218,7 +218,7 @@ def networking_config(network_mode: Any) -> Rule:
                 raise Refused(f"{at} must be a JSON object", 400)
             for name, settings in config.items():
                 if name != network_mode or settings not in (None, {}):
-                    raise Refused(f"endpoint settings are refused: {at}.{name}")
+                    raise Refused(f"endpoint settings are refused: {at}.{show(name)}")
 
         fields(where, value, {"EndpointsConfig": endpoints})
 

@@ -57,7 +57,8 @@ def fields(where: str, obj: Any, rules: Mapping[str, Rule]) -> None:
         raise Refused(f"{where or 'the body'} must be a JSON object", 400)
     known = {name.casefold(): name for name in rules}
     for key, value in obj.items():
-        at = f"{where}.{key}" if where else key
+        name = json.dumps(key)[1:-1]  # a reason is one line, whatever the key holds
+        at = f"{where}.{name}" if where else name
         if key in rules:
             rules[key](at, value)
         elif not key.isascii() or key.casefold() in known:

@@ -58,6 +58,11 @@ class Handler(socketserver.BaseRequestHandler):
             log.error("%s: %s", what, exc)
             self.send(http.answer(502, str(exc)))
             return
+        except Exception:
+            # A rule that failed is a refusal, never a pass.
+            log.exception("%s: the check failed", what)
+            self.send(http.answer(500, model.PREFIX + "the check of this call failed"))
+            return
         # Pings are what the health check sends every few seconds.
         log.log(
             logging.DEBUG if request.path.endswith("/_ping") else logging.INFO, "allowed %s", what
