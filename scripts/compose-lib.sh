@@ -80,7 +80,7 @@ compose_binary() {
 }
 
 # Every compose invocation: the env file, the images' tag from VERSION, the socket's
-# group for the scheduler (group_add), and the APOD API URL: the test server when the
+# group for the Docker gate (group_add), and the APOD API URL: the test server when the
 # offline profile is on and nothing else sets it.
 compose() {
   DOCKER_GID="${DOCKER_GID:-$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)}"

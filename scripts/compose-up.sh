@@ -75,7 +75,7 @@ until_built() {
   done
 }
 
-services=(postgres objectstore airflow-api-server airflow-scheduler airflow-dag-processor)
+services=(postgres objectstore docker-gate airflow-api-server airflow-scheduler airflow-dag-processor)
 if [ "$offline" = 1 ]; then
   profiles="${COMPOSE_PROFILES-$(env_value COMPOSE_PROFILES)}"
   export COMPOSE_PROFILES="${profiles:+$profiles,}offline"
@@ -101,7 +101,7 @@ compose_offline && early+=(apod-testserver)
 until_built postgres objectstore testserver
 log "starting ${early[*]} (Airflow's image may still be building)"
 compose up -d "${early[@]}" || up_failed
-until_built airflow load
+until_built airflow load docker-gate
 
 log "starting the services"
 # `up` itself waits for the init services its dependents need, and fails when one fails.
