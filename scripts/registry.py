@@ -29,6 +29,7 @@ Exit codes: 0 done, 1 docker, kind or kubectl failed or the registry does not an
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -91,7 +92,8 @@ def up() -> str:
     if state is None:
         if subprocess.run(["docker", "image", "inspect", image()], capture_output=True).returncode:
             log(f"building {image()}")
-            if subprocess.run([str(REPO / "scripts" / "build-images.sh"), "registry"]).returncode:
+            build = [str(REPO / "scripts" / "build-images.sh"), "registry"]
+            if subprocess.run(build, stdout=sys.stderr, check=False).returncode:
                 raise RegistryError("scripts/build-images.sh registry failed")
         log(f"starting {container} on 127.0.0.1:{wanted}")
         run(
@@ -149,8 +151,8 @@ def local_registry_hosting() -> str:
 def wire_kind(cluster: str, context: str) -> None:
     container = name()
     network = os.environ.get("KIND_EXPERIMENTAL_DOCKER_NETWORK") or "kind"
-    joined = inspect(container, f"{{{{json .NetworkSettings.Networks.{network}}}}}")
-    if joined in (None, "null"):
+    joined = json.loads(inspect(container, "{{json .NetworkSettings.Networks}}") or "{}")
+    if network not in joined:
         run("docker", "network", "connect", network, container)
         log(f"{container} joined the {network} network")
     nodes = run("kind", "get", "nodes", "--name", cluster).split()
