@@ -84,9 +84,10 @@ def build_tag(name: str, build: str) -> str:
     return postgres_major() if name == "postgres" else build
 
 
-def sources(build: str) -> dict[str, str]:
-    """Local image the cluster runs -> its folder name."""
-    return {f"apod-{name}:{build_tag(name, build)}": name for name in cluster_images()}
+def sources(build: str, names: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Local image the cluster runs (or of `names`) -> its folder name."""
+    chosen = cluster_images() if names is None else names
+    return {f"apod-{name}:{build_tag(name, build)}": name for name in chosen}
 
 
 def docker(*args: str) -> str:
@@ -109,7 +110,7 @@ def built_tag(image: str) -> str | None:
 def stale(build: str, tags: Mapping[str, str]) -> dict[str, str]:
     """Folder name -> why its local image cannot be deployed under its content tag."""
     out = {}
-    for image, name in sources(build).items():
+    for image, name in sources(build, tuple(n for n in cluster_images() if n in tags)).items():
         found = built_tag(image)
         if found is None:
             out[name] = f"{image} is missing"
@@ -135,9 +136,9 @@ def ensure_built(build: str, tags: Mapping[str, str], may_build: bool) -> None:
         raise DockerError(f"{reasons}: rebuild (make images) before deploying")
 
 
-def targets(registry: str, tags: Mapping[str, str]) -> dict[str, str]:
+def targets(registry: str, tags: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:
     """Folder name -> the reference the cluster runs it as."""
-    return {name: image_reference(registry, name, tags[name]) for name in cluster_images()}
+    return {name: image_reference(registry, name, tags[name]) for name in names}
 
 
 def remove_older(current: Mapping[str, str]) -> list[str]:
@@ -159,12 +160,21 @@ def remove_older(current: Mapping[str, str]) -> list[str]:
     return removed
 
 
-def publish(build: str, registry: str, *, push: bool, may_build: bool) -> dict[str, str]:
-    """Tag (and push) every image the cluster runs; returns folder name -> reference."""
-    tags = content_tags.content_tags(REPO, cluster_images())
+def publish(
+    build: str,
+    registry: str,
+    *,
+    push: bool,
+    may_build: bool,
+    names: tuple[str, ...] | None = None,
+) -> dict[str, str]:
+    """Tag (and push) every image the cluster runs, or those of `names`; returns folder
+    name -> reference."""
+    names = cluster_images() if names is None else names
+    tags = {n: t for n, t in content_tags.content_tags(REPO, names).items() if n in names}
     ensure_built(build, tags, may_build)
-    made = targets(registry, tags)
-    for image, name in sources(build).items():
+    made = targets(registry, tags, names)
+    for image, name in sources(build, names).items():
         docker("tag", image, made[name])
     if not push:
         remove_older(made)

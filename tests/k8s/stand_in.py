@@ -58,6 +58,7 @@ def environment(
     """The environment of a script run against the stand-in, everything under `root`:
     kind's nodes on a network of their own, images from the test session's `registry`."""
     install(root / "bin", python)
+    token = secrets.token_hex(3)
     kustomize = kustomize_command()
     if kustomize is None or kustomize[1] != "kustomize":
         raise RuntimeError("the stand-in renders `apply -k` with kubectl's kustomize")
@@ -75,10 +76,18 @@ def environment(
         "NASA_API_KEY": "stub-nasa-key",
         "CLUSTER_STUB_NODE_IMAGE": f"apod-registry:{VERSION}",  # Debian, with bash
         "CLUSTER_STUB_DOCKER_LABEL": SESSION,
-        "KIND_EXPERIMENTAL_DOCKER_NETWORK": f"hk8s-kind-{secrets.token_hex(3)}",
+        "KIND_EXPERIMENTAL_DOCKER_NETWORK": f"hk8s-kind-{token}",
+        "CLUSTER_STUB_NODE_PREFIX": f"hk8s-{token}-",
         **(registry.env() if registry else {"APOD_IMAGE_REGISTRY": NO_REGISTRY}),
         **more,
     }
+
+
+def remove_docker_objects(env: dict[str, str]) -> None:
+    """kind's nodes and network of this environment, whatever the test left."""
+    import stub_registry
+
+    stub_registry.remove_leftovers(SESSION, env["KIND_EXPERIMENTAL_DOCKER_NETWORK"])
 
 
 def calls(env: dict[str, str]) -> list[dict]:

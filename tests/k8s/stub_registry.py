@@ -2,7 +2,8 @@
 pattern testable where no cluster runs.
 
 Each node of a kind cluster the stand-in creates is a real, idle Docker container named as
-kind names it (<cluster>-control-plane, <cluster>-worker, ...) on the kind network
+kind names it (<cluster>-control-plane, <cluster>-worker, ...; after CLUSTER_STUB_NODE_PREFIX,
+so that no test takes the name of a real cluster's node) on the kind network
 (KIND_EXPERIMENTAL_DOCKER_NETWORK, default kind), so that `docker network connect` and
 `docker exec <node> ...` of the scripts act on something real. A node pulls an image the
 way its containerd would with the cluster config's `config_path`: the image's registry host
@@ -49,6 +50,7 @@ def docker(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
 
 def node_names(cluster: str, config: dict) -> list[str]:
     """kind's names: one per node of the config, workers numbered from the second."""
+    cluster = os.environ.get("CLUSTER_STUB_NODE_PREFIX", "") + cluster
     names, workers = [], 0
     for node in config.get("nodes") or [{"role": "control-plane"}]:
         if node.get("role", "control-plane") == "control-plane":
@@ -150,17 +152,26 @@ def absent(cluster: dict, images: list[str]) -> list[str]:
     return out
 
 
-def remove_leftovers(value: str) -> None:
-    """Every container and network the stand-in made under the label `value`."""
-    for what in ("container", "network"):
-        listing = docker(what, "ls", "-q", *(["-a"] if what == "container" else []),
-                         "--filter", f"label=apod.stand-in={value}")  # fmt: skip
-        for item in listing.stdout.split():
-            if what == "network":
-                attached = docker("network", "inspect", "--format",
-                                  "{{range .Containers}}{{.Name}} {{end}}", item)  # fmt: skip
-                for container in attached.stdout.split():
-                    docker("network", "disconnect", "--force", item, container)
-                docker("network", "rm", item)
-            else:
-                docker("rm", "--force", "--volumes", item)
+def remove_network(name: str) -> None:
+    """A network the stand-in made, after disconnecting what was joined to it (the
+    registry: kind's network outlives its clusters, and so does the registry)."""
+    attached = docker("network", "inspect", "--format",
+                      "{{range .Containers}}{{.Name}} {{end}}", name)  # fmt: skip
+    for container in attached.stdout.split():
+        docker("network", "disconnect", "--force", name, container)
+    docker("network", "rm", name)
+
+
+def remove_leftovers(value: str, network_name: str | None = None) -> None:
+    """Every container and network the stand-in made under the label `value` (only those
+    of one network when it is named)."""
+    scope = ["--filter", f"network={network_name}"] if network_name else []
+    containers = docker("container", "ls", "-qa", "--filter", f"label=apod.stand-in={value}",
+                        *scope)  # fmt: skip
+    for container in containers.stdout.split():
+        docker("rm", "--force", "--volumes", container)
+    networks = docker("network", "ls", "-q", "--filter", f"label=apod.stand-in={value}")
+    for network_id in networks.stdout.split():
+        name = docker("network", "inspect", "--format", "{{.Name}}", network_id).stdout.strip()
+        if network_name in (None, name):
+            remove_network(name)

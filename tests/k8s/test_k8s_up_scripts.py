@@ -69,7 +69,11 @@ def stub(tmp_path: Path, registry: Registry) -> Iterator[dict[str, str]]:
         pytest.skip(f"apod-postgres:{PG_MAJOR} not built")
     build = f"hk8s-{secrets.token_hex(3)}"
     with stand_in.removing_content_tags(), build_tagged(build):
-        yield stand_in.environment(tmp_path, registry=registry, APOD_K8S_BUILD_TAG=build)
+        env = stand_in.environment(tmp_path, registry=registry, APOD_K8S_BUILD_TAG=build)
+        try:
+            yield env
+        finally:
+            stand_in.remove_docker_objects(env)
 
 
 def alive(pid: int) -> bool:
