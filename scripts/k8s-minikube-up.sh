@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The APOD pipeline on a local minikube cluster, in one command: check the tools, start
-# (or reuse) the profile, build the images and load them into it under their content tags
-# (or push them to APOD_IMAGE_REGISTRY), create the Secrets, apply k8s/overlays/minikube, wait until everything
-# runs, forward the UI to 127.0.0.1:8080. Run again after a rebuild: the Deployments roll
-# onto the new images.
+# (or reuse) the profile, build the images and load them into it under their content
+# tags (or push them to APOD_IMAGE_REGISTRY), create the Secrets, apply
+# k8s/overlays/minikube, wait until everything runs, forward the UI to 127.0.0.1:8080.
+# Run again after a change: what runs a changed image rolls.
 #
 #   scripts/k8s-minikube-up.sh      (make minikube-up)
 #
