@@ -29,7 +29,8 @@ are pushed (the registry keeps the images).
 
 Settings: APOD_IMAGE_REGISTRY (push: where to, e.g. registry.example.com/apod; required),
 APOD_K8S_BUILD_TAG (the local images' tag, default VERSION, as scripts/build-images.sh
-tags them), APOD_K8S_SKIP_BUILD=1. Exit codes: 0 done, 1 an image is missing or stale, or
+tags them), APOD_LOCAL_POSTGRES (the local Postgres image, as there),
+APOD_K8S_SKIP_BUILD=1. Exit codes: 0 done, 1 an image is missing or stale, or
 docker failed, 2 usage.
 """
 
@@ -84,10 +85,18 @@ def build_tag(name: str, build: str) -> str:
     return postgres_major() if name == "postgres" else build
 
 
+def local_image(name: str, build: str) -> str:
+    """The local image scripts/build-images.sh made (Postgres: APOD_LOCAL_POSTGRES when set,
+    as there)."""
+    if name == "postgres" and os.environ.get("APOD_LOCAL_POSTGRES"):
+        return os.environ["APOD_LOCAL_POSTGRES"]
+    return f"apod-{name}:{build_tag(name, build)}"
+
+
 def sources(build: str, names: tuple[str, ...] | None = None) -> dict[str, str]:
     """Local image the cluster runs (or of `names`) -> its folder name."""
     chosen = cluster_images() if names is None else names
-    return {f"apod-{name}:{build_tag(name, build)}": name for name in chosen}
+    return {local_image(name, build): name for name in chosen}
 
 
 def docker(*args: str) -> str:

@@ -83,6 +83,17 @@ def environment(
     }
 
 
+def private_postgres(image: str) -> None:
+    """Postgres built from this checkout under a name of the test's own (apod-postgres:<major>
+    is every checkout's; a build from the cache is quick), for APOD_LOCAL_POSTGRES."""
+    built = subprocess.run(
+        [str(REPO / "scripts" / "build-images.sh"), "--tag", image, "postgres"],
+        capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    if built.returncode != 0:
+        raise RuntimeError(f"build-images.sh --tag {image} postgres: {built.stderr[-3000:]}")
+
+
 def remove_docker_objects(env: dict[str, str]) -> None:
     """kind's nodes and network of this environment, whatever the test left."""
     import stub_registry

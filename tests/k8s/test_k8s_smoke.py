@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,9 @@ def test_the_smoke_passes_on_the_stand_in_and_starts_only_its_run(tmp_path, regi
     require_images(*STEP_IMAGES, "airflow", "objectstore")
     if docker("image", "inspect", f"apod-postgres:{PG_MAJOR}", check=False).returncode != 0:
         pytest.skip(f"apod-postgres:{PG_MAJOR} not built")
-    env = stand_in.environment(tmp_path, registry=registry)
+    postgres = f"apod-postgres:hk8s-smoke-{secrets.token_hex(3)}"
+    stand_in.private_postgres(postgres)
+    env = stand_in.environment(tmp_path, registry=registry, APOD_LOCAL_POSTGRES=postgres)
     # The secrets file the up script keeps: made first, so the store gets its S3 key.
     made = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "k8s_secrets.py"), "init",
@@ -87,6 +90,7 @@ def test_the_smoke_passes_on_the_stand_in_and_starts_only_its_run(tmp_path, regi
         finally:
             subprocess.run([str(REPO / "scripts" / "k8s-kind-down.sh")], env=env, check=False)
             stand_in.remove_docker_objects(env)
+            docker("image", "rm", postgres, check=False)
     verdicts = [line for line in smoke.stdout.splitlines() if line.startswith("k8s-smoke: ")]
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr[-4000:]
     checks = [line.split()[2] for line in verdicts if line.split()[1] in ("PASS", "FAIL")]

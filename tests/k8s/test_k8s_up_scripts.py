@@ -47,11 +47,13 @@ WORKLOADS = ("Deployment", "StatefulSet", "Job")
 
 @contextlib.contextmanager
 def build_tagged(tag: str) -> Iterator[None]:
-    """The project's local images under another build tag (same images), removed after,
-    with every content tag made from them."""
+    """The project's local images under another build tag (same images), and Postgres
+    built under it (apod-postgres:<major> is every checkout's), removed after, with every
+    content tag made from them."""
     for name in k8s_images.project_images():
         docker("tag", f"apod-{name}:{VERSION}", f"apod-{name}:{tag}")
     try:
+        stand_in.private_postgres(f"apod-postgres:{tag}")
         yield
     finally:
         for made in sorted(stand_in.local_tags()):
@@ -69,7 +71,12 @@ def stub(tmp_path: Path, registry: Registry) -> Iterator[dict[str, str]]:
         pytest.skip(f"apod-postgres:{PG_MAJOR} not built")
     build = f"hk8s-{secrets.token_hex(3)}"
     with stand_in.removing_content_tags(), build_tagged(build):
-        env = stand_in.environment(tmp_path, registry=registry, APOD_K8S_BUILD_TAG=build)
+        env = stand_in.environment(
+            tmp_path,
+            registry=registry,
+            APOD_K8S_BUILD_TAG=build,
+            APOD_LOCAL_POSTGRES=f"apod-postgres:{build}",
+        )
         try:
             yield env
         finally:
@@ -121,10 +128,6 @@ def unwaited(cluster: dict) -> list[str]:
         if key.split("/")[0] in WORKLOADS
         and cluster["observed"].get(key) != cluster["generation"][key]
     ]
-
-
-def content_tag_of(name: str) -> str:
-    return content_tags.content_tags(REPO, [name])[name]
 
 
 @pytest.mark.parametrize("cluster", list(CLUSTERS))
