@@ -361,7 +361,13 @@ def test_minikube_starts_as_root_with_force_and_as_a_user_without(stub, registry
     home.chmod(0o777)
     # The system's python3 runs the stand-in: the venv's interpreter lives under /root.
     user_env = stand_in.environment(
-        home, python="/usr/bin/python3", registry=registry, HOME=str(home), MINIKUBE_MEMORY="4g"
+        home,
+        python="/usr/bin/python3",
+        registry=registry,
+        HOME=str(home),
+        MINIKUBE_MEMORY="4g",
+        APOD_K8S_BUILD_TAG=stub["APOD_K8S_BUILD_TAG"],
+        APOD_LOCAL_POSTGRES=stub["APOD_LOCAL_POSTGRES"],
     )
     user_env["PATH"] = f"{home / 'bin'}:/usr/local/bin:/usr/bin:/bin"
     try:
