@@ -11,7 +11,7 @@ K8S_VERSION := 1.34.0
 # a standalone kustomize works too: make k8s-render KUSTOMIZE="kustomize build".
 KUSTOMIZE ?= $(if $(wildcard $(VENV)/bin/kubectl),$(VENV)/bin/kubectl,kubectl) kustomize
 
-.PHONY: kind-up minikube-up k8s-run kind-down minikube-down k8s-doctor k8s-smoke k8s-render k8s-validate
+.PHONY: kind-up minikube-up k8s-run kind-down minikube-down k8s-doctor k8s-smoke k8s-render k8s-validate k8s-push
 
 kind-up: ## Kubernetes on kind: cluster, images, Secrets, manifests, UI on 127.0.0.1:8080
 	@scripts/k8s-kind-up.sh
@@ -22,6 +22,9 @@ minikube-up: ## Kubernetes on minikube: the same as kind-up
 k8s-run: ## Run the k8s DAG once and follow it: make k8s-run DATE=YYYY-MM-DD [END=YYYY-MM-DD]
 	@test -n "$(DATE)" || { echo "usage: make k8s-run DATE=YYYY-MM-DD [END=YYYY-MM-DD]" >&2; exit 2; }
 	@scripts/k8s-run.sh "$(DATE)" "$(or $(END),$(DATE))"
+
+k8s-push: ## Build what is missing, push every image the cluster runs to APOD_IMAGE_REGISTRY
+	@python3 scripts/k8s_images.py push
 
 k8s-doctor: ## Check Docker, kind/minikube, kubectl and room for the stack (kind-up/minikube-up do first)
 	@python3 scripts/k8s_doctor.py

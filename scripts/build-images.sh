@@ -14,7 +14,9 @@
 # which apod-package-builder's triggers install as package apod-<STEP>), and the labels:
 # title apod-<name>, version (the tag's), licenses and source (the root pyproject.toml's),
 # and for an image that is a workspace package its pyproject.toml's description (the
-# others carry theirs in their Dockerfile).
+# others carry theirs in their Dockerfile); and apod.pipeline.content-tag, the tag its
+# build inputs give it (scripts/content_tags.py), which the Kubernetes tooling checks an
+# image against before it deploys it.
 # An image that builds FROM apod-<other> waits for it; the others build side by side
 # (APOD_BUILD_JOBS at a time, default 2), in the order asked for (parents first). The bases
 # are nodes of the same graph, @python and @debian, made by ensure-base-image.sh (the
@@ -126,6 +128,13 @@ if [ "${APOD_BUILDKIT:-}" != 0 ]; then
 fi
 
 build_args=(--build-arg "VERSION=$VERSION" --build-arg "PG_MAJOR=$PG_MAJOR")
+# Each image's content tag, from the sources as they are now (before any build starts).
+declare -A content_tag=()
+images_in_order=()
+for name in "${order[@]}"; do case "$name" in @*) ;; *) images_in_order+=("$name") ;; esac; done
+while read -r name value; do content_tag[$name]="$value"; done \
+  < <(python3 scripts/content_tags.py "${images_in_order[@]}" || echo "! failed")
+[ -z "${content_tag['!']:-}" ] || { log "scripts/content_tags.py failed"; exit 1; }
 [ "$buildkit" = 1 ] || build_args+=(--build-arg "APOD_WHEELHOUSE=1")
 export DOCKER_BUILDKIT="$buildkit"
 
@@ -182,6 +191,7 @@ build() {
     esac
   done
   mapfile -t -O "${#args[@]}" args <<<"$labels"
+  args+=(--label "apod.pipeline.content-tag=${content_tag[$name]}")
   [ -n "$custom_tag" ] && [ "$name" = "${requested[0]}" ] && tag="$custom_tag"
   if [ "$buildkit" = 0 ]; then
     # The plain builder knows no RUN --mount: the same Dockerfile without the cache mounts.
@@ -227,6 +237,4 @@ while :; do
   if [ "$rc" = 0 ] && [ -n "$announce" ] && [[ "$name" != @* ]]; then : >"$announce/$name"; fi
 done
 [ "$failed" = 0 ] || exit 1
-images=0
-for name in "${order[@]}"; do case "$name" in @*) ;; *) images=$((images + 1)) ;; esac; done
-log "$images image(s) in $((SECONDS - started))s ($([ "$buildkit" = 1 ] && echo BuildKit || echo 'plain builder'), ${JOBS} at a time)"
+log "${#images_in_order[@]} image(s) in $((SECONDS - started))s ($([ "$buildkit" = 1 ] && echo BuildKit || echo 'plain builder'), ${JOBS} at a time)"

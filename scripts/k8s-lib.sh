@@ -7,6 +7,8 @@
 #   APOD_K8S_UI_PORT       local port of the UI's port-forward (default 8080)
 #   APOD_K8S_SKIP_BUILD=1  use the images as they are in the local Docker engine
 #   APOD_K8S_BUILD_TAG     the tag of those images (default VERSION, as build-images.sh tags)
+#   APOD_IMAGE_REGISTRY    where the cluster pulls its images from (kind: its local registry
+#                          by default; minikube: none, images loaded), APOD_IMAGE_PULL_SECRET
 #   APOD_K8S_SKIP_DOCTOR=1 start without scripts/k8s_doctor.py's checks (at your own risk)
 #   APOD_K8S_TIMEOUT       seconds to wait for each rollout or Job (default 900)
 #   APOD_K8S_STATE_DIR     port-forward pid, log and context (default .cache/k8s)
@@ -66,21 +68,25 @@ build_images() {
   done
 }
 
-# Content tags for this build (scripts/k8s_images.py): sets DEPLOY_TAG, POSTGRES_TAG and
-# LOAD_IMAGES, the images to load into the cluster under those tags.
-tag_images() {
-  local plan key value
-  plan="$("$PYTHON" "$REPO/scripts/k8s_images.py" tag)" || die "could not tag the images"
-  DEPLOY_TAG="" POSTGRES_TAG="" LOAD_IMAGES=()
+# This build's images under their content tags (scripts/k8s_images.py): pushed to the
+# registry $1 when it names one (make k8s-push), else tagged locally, to be loaded into a
+# cluster that has no registry (minikube image load). Sets IMAGE_REGISTRY, IMAGE_TAGS
+# (NAME=TAG,... for scripts/k8s_overlay.py) and CLUSTER_IMAGES (the references).
+publish_images() {
+  local plan key value command=tag
+  IMAGE_REGISTRY="$1"
+  [ -z "$IMAGE_REGISTRY" ] || command=push
+  plan="$(APOD_IMAGE_REGISTRY="$IMAGE_REGISTRY" "$PYTHON" "$REPO/scripts/k8s_images.py" "$command")" \
+    || die "could not $command the images (scripts/k8s_images.py $command)"
+  IMAGE_TAGS="" CLUSTER_IMAGES=()
   while read -r key value; do
     case "$key" in
-      tag) DEPLOY_TAG="$value" ;;
-      postgres-tag) POSTGRES_TAG="$value" ;;
-      image) LOAD_IMAGES+=("$value") ;;
+      tags) IMAGE_TAGS="$value" ;;
+      image) CLUSTER_IMAGES+=("$value") ;;
     esac
   done <<<"$plan"
-  if [ -z "$DEPLOY_TAG" ] || [ -z "$POSTGRES_TAG" ]; then die "k8s_images.py named no tags"; fi
-  log "this build: images $DEPLOY_TAG, Postgres $POSTGRES_TAG"
+  [ -n "$IMAGE_TAGS" ] || die "k8s_images.py named no tags"
+  log "this build: ${IMAGE_TAGS//,/ }${IMAGE_REGISTRY:+, from $IMAGE_REGISTRY}"
 }
 
 # The Secrets from the secrets file (created with random values on the first run). The
@@ -119,19 +125,20 @@ wait_job() {
   die "job/$job not complete after ${TIMEOUT}s"
 }
 
-# The overlay with this build's content tags (scripts/k8s_overlay.py; tag_images first):
-# a generated kustomization, kept in the state directory to be looked at. A rebuild
-# changes the tags, the pod templates and the ConfigMap's hashed name: the Deployments
-# roll, and the DAG's next pods start the new step images (APOD_IMAGE_TAG).
+# The overlay with this build's images (scripts/k8s_overlay.py; publish_images first): a
+# generated kustomization, kept in the state directory to be looked at. A rebuild changes
+# the tags of the images whose inputs changed: exactly the workloads that run one roll
+# (the Airflow ones too when a step image changed: the ConfigMap's APOD_IMAGE_TAGS), and
+# the DAG's next pods start the new step images.
 deploy() {
   local overlay="$STATE_DIR/kustomize/$1"
   "$PYTHON" "$REPO/scripts/k8s_overlay.py" "$1" "$overlay" \
-    --tag "$DEPLOY_TAG" --postgres-tag "$POSTGRES_TAG"
+    --tags "$IMAGE_TAGS" --registry "$IMAGE_REGISTRY"
   apply_secrets
   # A Job's pod template cannot change: re-running the up script replaces the Jobs (both
   # are idempotent).
   kc delete job apod-db-init airflow-db-migrate --ignore-not-found >/dev/null
-  log "applying k8s/overlays/$1 (images $DEPLOY_TAG, Postgres $POSTGRES_TAG)"
+  log "applying k8s/overlays/$1"
   kubectl --context "$KUBE_CONTEXT" apply -k "$overlay"
   kc rollout status statefulset/postgres --timeout="${TIMEOUT}s"
   # The version pods push every data version there: ready before any run can start.

@@ -154,7 +154,7 @@ class Cluster:
         return json.loads(result.stdout)
 
     def settings(self) -> dict[str, str]:
-        """The ConfigMap the scheduler runs with: APOD_IMAGE_TAG, APOD_API_URL."""
+        """The ConfigMap the scheduler runs with: APOD_IMAGE_TAGS, APOD_API_URL..."""
         spec = self.object("deployment", "airflow-scheduler")["spec"]["template"]["spec"]
         (source,) = spec["containers"][0]["envFrom"]
         return self.object("configmap", source["configMapRef"]["name"])["data"]
@@ -365,7 +365,11 @@ def main(argv: list[str]) -> int:
         )
         cluster = Cluster(context, env)
         config = cluster.settings()
-        settings = Settings(api_url=config["APOD_API_URL"], image_tag=config["APOD_IMAGE_TAG"])
+        # The cluster's API and its images (registry, each step image's tag); the by-hand
+        # run keeps its own DVC remote.
+        settings = Settings.from_env(
+            {k: v for k, v in config.items() if k.startswith("APOD_IMAGE_") or k == "APOD_API_URL"}
+        )
         if ran.returncode == 0:
             log("reading what the cluster left")
             in_cluster = cluster.evidence(args.start, args.end, settings.image("version"))

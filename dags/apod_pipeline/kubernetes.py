@@ -89,7 +89,9 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "name": "apod-" + step.task_id.replace("_", "-"),
         "namespace": settings.k8s_namespace,
         "image": settings.image(step.image),
-        "image_pull_policy": "IfNotPresent",  # images are loaded into the cluster, no registry
+        # Each image's name is its content (APOD_IMAGE_TAGS): once on a node, never stale.
+        "image_pull_policy": "IfNotPresent",
+        **image_pull_kwargs(settings),
         "arguments": templated_arguments(step),  # the image's ENTRYPOINT is the step's CLI
         "env_vars": [k8s.V1EnvVar(name=k, value=v) for k, v in step.environment.items()],
         "secrets": [Secret("env", ref.env, SECRET_NAME, ref.secret_key) for ref in step.secrets],
@@ -121,6 +123,13 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "outlets": outlets(step),
         "step_outputs": step.outputs,
     }
+
+
+def image_pull_kwargs(settings: Settings) -> dict[str, Any]:
+    """The pull secret of a registry that wants one (APOD_IMAGE_PULL_SECRET)."""
+    if not settings.image_pull_secret:
+        return {}
+    return {"image_pull_secrets": [k8s.V1LocalObjectReference(name=settings.image_pull_secret)]}
 
 
 def pod_summary(client: CoreV1Api, pod: k8s.V1Pod, container: str) -> str | None:

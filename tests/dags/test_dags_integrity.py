@@ -162,10 +162,17 @@ def test_settings_come_from_the_interface_variables():
         None,
     )
     texts = {var: f"value-of-{var}" for var in ENV_NAMES.values()}
-    environ = texts | {ENV_NAMES[name]: "7" for name in PARSERS}
+    # The settings that are parsed: (text, value).
+    parsed = {
+        "extract_concurrency": ("7", 7),
+        "image_registry": ("registry.example.com:5000/apod/", "registry.example.com:5000/apod"),
+        "image_tags": ("extract=1.0,load=1.0-k8s.1", (("extract", "1.0"), ("load", "1.0-k8s.1"))),
+    }
+    assert set(parsed) == set(PARSERS)
+    environ = texts | {ENV_NAMES[name]: parsed[name][0] for name in PARSERS}
     overridden = Settings.from_env(environ)
     for name, var in ENV_NAMES.items():
-        expected = 7 if name in PARSERS else f"value-of-{var}"
+        expected = parsed[name][1] if name in PARSERS else f"value-of-{var}"
         assert getattr(overridden, name) == expected, name
     # Empty means unset, as in a compose file's `${VAR:-}`.
     assert Settings.from_env(dict.fromkeys(ENV_NAMES.values(), "")) == Settings()

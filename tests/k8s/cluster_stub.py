@@ -31,6 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import stub_registry
 import stub_state
 import yaml
 from stub_cli import CommandLine, UsageError, parse
@@ -94,6 +95,7 @@ def drop_cluster(state: dict, context: str) -> None:
     cluster = state["clusters"].pop(context, None)
     for container in (cluster or {}).get("pods", {}).values():
         stub_pods.remove(container)
+    stub_registry.remove_nodes((cluster or {}).get("nodes", []))
 
 
 # --- kind ----------------------------------------------------------------------------
@@ -130,8 +132,19 @@ def kind(line: CommandLine, stdin: str | None) -> int:
                 )
             nodes = config.get("nodes") or [{}]
             clusters[name] = {"image": line.get("--image") or nodes[0].get("image")}
-            state["clusters"][f"kind-{name}"] = stub_state.new_cluster()
+            cluster = stub_state.new_cluster()
+            try:
+                cluster["nodes"] = stub_registry.start_nodes(name, config)
+            except RuntimeError as exc:
+                raise Refused(f"ERROR: failed to create cluster: {exc}") from None
+            cluster["config_path"] = stub_registry.config_path_enabled(config)
+            state["clusters"][f"kind-{name}"] = cluster
             say(f'Creating cluster "{name}" ...')
+        elif line.command == ("get", "nodes"):
+            if name in clusters:
+                print("\n".join(state["clusters"][f"kind-{name}"]["nodes"]))
+            else:
+                say(f'No kind nodes found for cluster "{name}".')
         elif line.command == ("delete", "cluster"):
             clusters.pop(name, None)
             drop_cluster(state, f"kind-{name}")
@@ -258,9 +271,10 @@ def pod_images(obj: dict) -> list[str]:
 
 
 def ready(cluster: dict, key: str) -> bool:
-    """A workload runs once it was applied and every image it names is in the cluster."""
+    """A workload runs once it was applied and every image it names is in the cluster:
+    loaded into it, or pulled by its nodes from a registry (stub_registry.py)."""
     obj = cluster["objects"].get(key)
-    return obj is not None and all(i in cluster["loaded"] for i in pod_images(obj))
+    return obj is not None and not stub_registry.absent(cluster, pod_images(obj))
 
 
 def apply_object(cluster: dict, obj: dict, namespace: str) -> str:

@@ -43,6 +43,7 @@ KIND_GLOBAL = flags("--verbosity", "--quiet --help", v="--verbosity", q="--quiet
 KIND: dict[tuple[str, ...], Flags] = {
     ("version",): flags(),
     ("get", "clusters"): flags(),
+    ("get", "nodes"): flags("--name", "--all-clusters", n="--name", A="--all-clusters"),
     ("create", "cluster"): flags(
         "--name --config --image --wait --kubeconfig", "--retain", n="--name"
     ),

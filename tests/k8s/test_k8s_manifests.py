@@ -258,7 +258,10 @@ def test_airflow_containers_share_one_configuration(overlay):
     assert config["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
         "http://airflow-api-server:8080/execution/"
     )
-    assert config["APOD_IMAGE_TAG"] == VERSION
+    # The step images' tags for the DAG (default: the version; the up scripts: content tags).
+    assert config["APOD_IMAGE_TAGS"] == ",".join(
+        f"{name}={VERSION}" for name in ("extract", "transform", "load", "version")
+    )
     service = index[("Service", "airflow-api-server")]["spec"]
     assert service["ports"][0]["port"] == 8080
     secret_envs = {}
@@ -349,12 +352,13 @@ def test_committed_manifests_carry_no_version():
 
 
 def test_image_tags_are_read_from_version_and_pg_major(tmp_path):
-    """Render with another version: every tag follows it, so none is typed anywhere."""
+    """Render with other tags: every image follows them, so none is typed anywhere."""
     if kustomize_command() is None:
         pytest.skip("no kubectl or kustomize on PATH")
     target = REPO / ".cache" / "k8s" / f"test-tag-{os.getpid()}"
+    tags = {"airflow": "9.8.7-test", "load": "9.8.7-load", "objectstore": "9.8.7-store"}
     try:
-        k8s_overlay.write("kind", target, tag="9.8.7-test")
+        k8s_overlay.write("kind", target, k8s_overlay.naming_from(tags, "", ""))
         text = subprocess.run(
             [*kustomize_command(), str(target)], capture_output=True, text=True, check=True
         ).stdout
@@ -363,11 +367,13 @@ def test_image_tags_are_read_from_version_and_pg_major(tmp_path):
     images = set(re.findall(r"image: (\S+)", text))
     assert images == {
         "apod-airflow:9.8.7-test",
-        "apod-load:9.8.7-test",
-        "apod-objectstore:9.8.7-test",
+        "apod-load:9.8.7-load",
+        "apod-objectstore:9.8.7-store",
         f"apod-postgres:{PG_MAJOR}",
     }
-    assert "APOD_IMAGE_TAG: 9.8.7-test" in text
+    assert (
+        f"APOD_IMAGE_TAGS: extract={VERSION},transform={VERSION},load=9.8.7-load,version={VERSION}"
+    ) in text
 
 
 def test_airflow_settings_come_from_one_file_in_both_deployments():
