@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_transform_rawinput import FETCHED_AT, entry, write_raw
 
-from apod_common import cli, exit_codes, layout
+from apod_common import exit_codes, layout, runner
 from apod_common.schema import REJECTED_COLUMNS, STAGED_COLUMNS
 from apod_transform.main import build_parser, main
 
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def transform(capsys, *args: str) -> tuple[int, dict, str]:
-    code = cli.run("transform", main, list(args))
+    code = runner.run("transform", main, list(args))
     out, err = capsys.readouterr()
     return code, json.loads(out.strip().splitlines()[-1]), err
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from apod_common import cli as runner
-from apod_common import exit_codes, settings
+from apod_common import exit_codes, runner, settings
 from apod_common.errors import StepError
 from apod_extract import dates
 from apod_extract.client import ApodClient, RetryPolicy

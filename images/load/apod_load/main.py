@@ -6,7 +6,7 @@ arguments are good, so that `--help` and usage errors stay fast.
 
 import argparse
 
-from apod_common import cli as runner
+from apod_common import runner
 from apod_load.names import DEFAULT_LOADER_ROLE, DEFAULT_TABLE, parse_role, parse_table
 
 DESCRIPTION = """\

@@ -8,8 +8,7 @@ import argparse
 import math
 import re
 
-from apod_common import cli as runner
-from apod_common import exit_codes, settings
+from apod_common import exit_codes, runner, settings
 from apod_common.errors import StepError
 
 DEFAULT_MAX_REJECT_RATIO = 0.1

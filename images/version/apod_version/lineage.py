@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from apod_common import cli as runner
-from apod_common import exit_codes, layout, settings
+from apod_common import exit_codes, layout, runner, settings
 from apod_common.errors import StepError
 from apod_version import paths
 from apod_version.childenv import child_env

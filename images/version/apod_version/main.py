@@ -7,8 +7,7 @@ so that `--help` and usage errors stay fast.
 import argparse
 import sys
 
-from apod_common import cli as runner
-from apod_common import layout, settings
+from apod_common import layout, runner, settings
 from apod_version.paths import absolute
 
 TRUTHY = ("1", "true", "yes", "on")

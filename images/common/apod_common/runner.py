@@ -1,6 +1,6 @@
-"""The runner every step's entrypoint goes through: one summary line, meaningful exit
-codes, and the redactor in front of all of it (logs, summary, reason), so that no step
-has to guard its own output."""
+"""The runner every step's entrypoint goes through: its argument parser (`parser`), then
+`run`: one summary line, meaningful exit codes, and the redactor in front of all of it
+(logs, summary, reason), so that no step has to guard its own output."""
 
 import argparse
 import datetime
