@@ -192,13 +192,6 @@ def test_run_id_and_data_dir_from_environment(tmp_path, capsys, monkeypatch):
     assert summary["staged"] == str(layout.staged_batch(tmp_path, "from-env"))
 
 
-@pytest.mark.parametrize("run_id", ["a\nb", "tab\there", "   "])
-def test_unprintable_run_id_is_a_usage_error(tmp_path, capsys, run_id):
-    code, summary, _ = transform(capsys, "--run-id", run_id, "--data-dir", str(tmp_path))
-    assert code == exit_codes.USAGE
-    assert "run id" in summary["reason"]
-
-
 def test_empty_manifest_is_nothing_to_do(tmp_path, capsys):
     write_raw(tmp_path, "r", [])
     code, summary, err = transform(capsys, "--run-id", "r", "--data-dir", str(tmp_path))
