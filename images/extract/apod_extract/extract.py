@@ -79,6 +79,7 @@ class Plan:
 
 
 def run(request: Request, client: ApodClient) -> dict:
+    """The run's summary, once every chunk of the range is on disk and listed."""
     raw = layout.raw_dir(request.data_dir, request.run_id)
     manifest_path = layout.manifest_path(request.data_dir, request.run_id)
     try:
