@@ -38,6 +38,9 @@ class Volume:
     path: str  # where the container sees it
 
 
+# The data volume's path and the dataset's file name are the steps' defaults, repeated
+# from images/common/apod_common (settings.DEFAULT_DATA_DIR, layout.CSV_NAME): the Airflow
+# image has no step library. A DAG test keeps them equal.
 DATA = Volume("data", "/data")
 DVC_REMOTE = Volume("dvc-remote", "/dvc-remote")
 DATA_CSV = "apod_data.csv"  # the merged dataset, in the data directory

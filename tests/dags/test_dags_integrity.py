@@ -139,6 +139,15 @@ def test_exit_codes_match_the_steps():
     assert steps_codes.UPSTREAM_UNAVAILABLE not in exit_codes.NOT_RETRYABLE
 
 
+def test_paths_and_run_id_match_the_steps():
+    from apod_common import layout, settings
+    from apod_pipeline import by_hand, steps
+
+    assert steps.DATA_CSV == layout.CSV_NAME
+    assert steps.DATA.path == settings.DEFAULT_DATA_DIR
+    assert by_hand.DEFAULT_RUN_ID == settings.DEFAULT_RUN_ID
+
+
 def test_settings_come_from_the_interface_variables():
     from apod_pipeline.settings import ENV_NAMES, PARSERS, Settings
 

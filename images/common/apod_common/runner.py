@@ -1,6 +1,6 @@
-"""The runner every step's entrypoint goes through: one summary line, meaningful exit
-codes, and the redactor in front of all of it (logs, summary, reason), so that no step
-has to guard its own output."""
+"""The runner every step's entrypoint goes through: its argument parser (`parser`), then
+`run`: one summary line, meaningful exit codes, and the redactor in front of all of it
+(logs, summary, reason), so that no step has to guard its own output."""
 
 import argparse
 import datetime
@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from apod_common import exit_codes, logs, redaction
+from apod_common import exit_codes, logs, redaction, settings
 from apod_common.errors import StepError
 
 
@@ -31,6 +31,15 @@ def add_lock_timeout(parser: argparse.ArgumentParser, default: float, waits_for:
         default=default,
         metavar="SECONDS",
         help=f"how long to wait for {waits_for} ({default:g})",
+    )
+
+
+def add_run_id(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--run-id`: which run's batch the step works on (settings.run_id checks it)."""
+    parser.add_argument(
+        "--run-id",
+        metavar="ID",
+        help=f"{what} (default $APOD_RUN_ID, else {settings.DEFAULT_RUN_ID!r})",
     )
 
 
