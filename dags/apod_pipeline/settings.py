@@ -51,6 +51,17 @@ class Settings:
     dvc_remote: str = "/dvc-remote"
     # The S3 endpoint of an s3:// dvc_remote, as the step containers reach it.
     s3_endpoint: str | None = None
+    # --- the step pods' life on Kubernetes (k8s/README.md, "Step pods") ---------------
+    # Seconds a step pod may take to be scheduled, and again to start once scheduled
+    # (an image pull on a real cluster included), before its task gives up; a pod that
+    # never started is then deleted, so it cannot start late beside the retry's.
+    k8s_pod_start_timeout: int = 600
+    # Failed step pods kept for `kubectl describe`/`logs`; older ones are deleted.
+    k8s_failed_pods_kept: int = 10
+    # The `app.kubernetes.io/name` of the pod that holds apod-data on its node (the
+    # multinode overlay on ReadWriteOnce storage): the pods that mount the data volume
+    # are scheduled beside it (apod_pipeline.placement). None: one node, or RWX storage.
+    k8s_data_holder: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -67,6 +78,16 @@ class Settings:
 
 def _text(var: str, text: str) -> str:
     return text
+
+
+def _whole_number(var: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{var} must be a whole number (0 or more), not {text!r}")
+    return value
 
 
 def _positive_int(var: str, text: str) -> int:
@@ -90,6 +111,13 @@ ENV_NAMES = {
     "extract_concurrency": "APOD_EXTRACT_CONCURRENCY",
     "dvc_remote": "APOD_DVC_REMOTE",
     "s3_endpoint": "APOD_S3_ENDPOINT",
+    "k8s_pod_start_timeout": "APOD_K8S_POD_START_TIMEOUT",
+    "k8s_failed_pods_kept": "APOD_K8S_FAILED_PODS_KEPT",
+    "k8s_data_holder": "APOD_K8S_DATA_HOLDER",
 }
 # Settings that are not strings: (variable, text) -> value, or ValueError naming the variable.
-PARSERS: dict[str, Callable[[str, str], object]] = {"extract_concurrency": _positive_int}
+PARSERS: dict[str, Callable[[str, str], object]] = {
+    "extract_concurrency": _positive_int,
+    "k8s_pod_start_timeout": _positive_int,
+    "k8s_failed_pods_kept": _whole_number,
+}
