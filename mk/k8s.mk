@@ -1,6 +1,6 @@
 # Kubernetes: the pipeline on kind or minikube (k8s/README.md), and the offline checks
 # of the manifests. Included by the Makefile.
-K8S_OVERLAYS := kind minikube
+K8S_OVERLAYS := kind minikube multinode
 K8S_RENDERED := artifacts/k8s
 # The overlays wrapped with their image tags (scripts/k8s_overlay.py; the manifests carry none).
 K8S_TAGGED := .cache/k8s/kustomize

@@ -12,6 +12,9 @@ the PostgreSQL major of images/postgres/PG_MAJOR. The step images (apod-extract,
 -version) are named by the DAG, not by the manifests: it reads their tag from
 APOD_IMAGE_TAG, merged here into the ConfigMap apod-airflow-config.
 
+On the `multinode` overlay, APOD_DATA_STORAGE_CLASS (a ReadWriteMany StorageClass) makes
+the steps' claim apod-data ReadWriteMany on it (scripts/k8s_storage.py).
+
 The up scripts pass the content tags of scripts/k8s_images.py instead (--tag for the
 project's images, --postgres-tag for Postgres): a rebuild changes them, and with them the
 pod templates and the ConfigMap's name (kustomize hashes its content into it), so the
@@ -28,6 +31,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from k8s_storage import data_volume
 
 REPO = Path(__file__).resolve().parents[1]
 OVERLAYS_DIR = REPO / "k8s" / "overlays"
@@ -66,6 +71,12 @@ def kustomization(overlay: str, target: Path, tag: str, pg_tag: str) -> str:
         "    literals:",
         f"      - {json.dumps('APOD_IMAGE_TAG=' + tag)}",
     ]
+    # How apod-data is provided: on multinode, ReadWriteMany when APOD_DATA_STORAGE_CLASS
+    # names a class (scripts/k8s_storage.py).
+    data = data_volume(overlay)
+    lines += [f"      - {json.dumps(f'{name}={value}')}" for name, value in data.config.items()]
+    if data.patches:
+        lines += ["patches:", *(f"  - patch: {json.dumps(patch)}" for patch in data.patches)]
     return "\n".join(lines) + "\n"
 
 
