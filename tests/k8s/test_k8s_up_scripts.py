@@ -175,12 +175,21 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
         }
         assert images <= loaded
 
-        # Order: Secrets, old Jobs removed, the overlay, then the waits and the port-forward.
+        # Order: Secrets, old Jobs removed, the overlay (with the Secrets' checksums:
+        # scripts/k8s_rollout.py), then the waits and the port-forward.
         plain = [stand_in.without_globals(c) for c in log]
-        apply_k = plain.index(["kubectl", "apply", "-k", str(tagged)])
+        applied = tagged.parent / f"{cluster}.applied"
+        apply_k = plain.index(["kubectl", "apply", "-k", str(applied)])
+        (resource,) = yaml.safe_load((applied / "kustomization.yaml").read_text())["resources"]
+        assert (applied / resource).resolve() == tagged.resolve()
         assert max(i for i, c in enumerate(log) if c["stdin"]) < apply_k
-        delete_jobs = ["delete", "job", "apod-db-init", "airflow-db-migrate", "--ignore-not-found"]
-        assert plain.index(["kubectl", *delete_jobs]) < apply_k
+        (delete_jobs,) = [i for i, c in enumerate(plain) if c[1:3] == ["delete", "job"]]
+        assert set(plain[delete_jobs][3:]) == {
+            "apod-db-init",
+            "airflow-db-migrate",
+            "--ignore-not-found",
+        }
+        assert delete_jobs < apply_k
         forward = [i for i, c in enumerate(plain) if c[1] == "port-forward"]
         assert [plain[i] for i in forward] == [
             [
@@ -203,11 +212,16 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
         assert f"http://127.0.0.1:{stub['APOD_K8S_UI_PORT']}" in up.stderr
         assert alive(port_forward_pid(stub))  # still forwarding
 
-        # Again: the cluster is reused, the secrets kept, and nothing rolls (same build).
+        # Again: the cluster is reused, the secrets kept, and nothing rolls (same build),
+        # not even the Jobs, which completed and did not change.
         generations = dict(state["generation"])
+        before = len(stand_in.calls(stub))
         again = script(f"k8s-{cluster}-up.sh", stub)
         assert again.returncode == 0, again.stderr[-3000:]
         calls = stand_in.calls(stub)
+        assert not [
+            c for c in calls[before:] if stand_in.without_globals(c)[1:3] == ["delete", "job"]
+        ]
         creates = [c for c in calls if [c["tool"], *c["args"]][: len(create)] == create]
         assert len(creates) == 1
         assert k8s_secrets.read_env(secrets_file) == values
@@ -273,8 +287,11 @@ def test_a_rebuild_rolls_the_deployments_and_the_dag_onto_the_new_images(stub):
         assert f"apod-{step}:{new_tag}" in after["loaded"]
     # Each Airflow Deployment has a new pod template (its image and its ConfigMap's
     # hashed name), and the up script waited for it to roll out.
-    for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor"):
-        key = f"Deployment/apod/{name}"
+    for key in (
+        "Deployment/apod/airflow-api-server",
+        "StatefulSet/apod/airflow-scheduler",
+        "Deployment/apod/airflow-dag-processor",
+    ):
         assert after["generation"][key] == before["generation"][key] + 1
         images = {
             c["image"] for c in after["objects"][key]["spec"]["template"]["spec"]["containers"]
