@@ -41,7 +41,9 @@ def lines(result: subprocess.CompletedProcess, level: str) -> list[str]:
 
 
 def test_the_pinned_tools_pass(tmp_path):
-    result = doctor(tmp_path, MINIKUBE_MEMORY="2700mb")
+    # The smallest minikube node the stack fits, so that any Docker host can give it.
+    smallest = f"{k8s_doctor.kube_mib(TOOLS['STACK_MEMORY_REQUESTS'])}mb"
+    result = doctor(tmp_path, MINIKUBE_MEMORY=smallest)
     assert result.returncode == 0, result.stdout
     assert lines(result, "FAIL") == []
     assert "what kind-up needs" in result.stdout
