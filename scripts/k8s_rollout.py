@@ -54,7 +54,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 WORKLOADS = ("StatefulSet", "Job", "Deployment")  # also the order of the waits
 API_SERVICE, API_PORT = "svc/airflow-api-server", 8080
 PORT_FORWARD_WAIT = 60  # seconds for the API to answer through the port-forward
-OK, FAILED, USAGE, REFUSED = 0, 1, 2, 3
+OK, FAILED, REFUSED = 0, 1, 3  # 2: usage (argparse)
 
 
 class Refused(Exception):

@@ -213,25 +213,25 @@ class ApodPodOperator(KubernetesPodOperator):
                 return False  # gone already
             if reraise:
                 raise
-            log.warning("pod %s not read, left as it is: %s", pod.metadata.name, exc.reason)
+            self.log.warning("pod %s not read, left as it is: %s", pod.metadata.name, exc.reason)
             return False
         try:
             if current.status.phase == "Failed":
-                log.info("keeping failed pod %s for inspection", pod.metadata.name)
+                self.log.info("keeping failed pod %s for inspection", pod.metadata.name)
                 deleted = False
             else:
-                log.info("deleting pod %s (%s)", pod.metadata.name, current.status.phase)
+                self.log.info("deleting pod %s (%s)", pod.metadata.name, current.status.phase)
                 self.pod_manager.delete_pod(current)
                 deleted = True
             pruned = prune_failed_pods(
                 self.client, current.metadata.namespace, self.failed_pods_kept
             )
             if pruned:
-                log.info("deleted older failed pods: %s", ", ".join(pruned))
+                self.log.info("deleted older failed pods: %s", ", ".join(pruned))
         except (ApiException, HTTPError) as exc:
             if reraise:
                 raise
-            log.warning("pod clean-up incomplete: %s", exc)
+            self.log.warning("pod clean-up incomplete: %s", exc)
             return False
         return deleted
 

@@ -361,6 +361,8 @@ def test_the_stand_in_refuses_minikube_as_root_without_force(stub):
         ["kubectl", "--context", "kind-apod", "rollout", "status", "deploy/x", "--wait", "10s"],
         ["kubectl", "--context", "kind-apod", "apply", "--kustomization", "dir"],
         ["kubectl", "--context", "kind-apod", "port-forward", "--bind", "::1", "svc/x", "1:2"],
+        ["kind", "get", "nodes", "--cluster", "apod"],
+        ["kubectl", "--context", "kind-apod", "create", "-k", "d", "--dry-run=client", "--json"],
     ],
 )
 def test_the_stand_in_refuses_flags_the_real_tools_lack(argv, stub):
