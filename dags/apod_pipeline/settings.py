@@ -63,6 +63,17 @@ class Settings:
     image_registry: str = ""
     image_tags: tuple[tuple[str, str], ...] = ()
     image_pull_secret: str | None = None
+    # --- the step pods' life on Kubernetes (k8s/README.md, "Step pods") ---------------
+    # Seconds a step pod may take to be scheduled, and again to start once scheduled
+    # (an image pull on a real cluster included), before its task gives up; a pod that
+    # never started is then deleted, so it cannot start late beside the retry's.
+    k8s_pod_start_timeout: int = 600
+    # Failed step pods kept for `kubectl describe`/`logs`; older ones are deleted.
+    k8s_failed_pods_kept: int = 10
+    # The `app.kubernetes.io/name` of the pod that holds apod-data on its node (the
+    # multinode overlay on ReadWriteOnce storage): the pods that mount the data volume
+    # are scheduled beside it (apod_pipeline.placement). None: one node, or RWX storage.
+    k8s_data_holder: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -86,6 +97,16 @@ def image_reference(registry: str, name: str, tag: str) -> str:
 
 def _text(var: str, text: str) -> str:
     return text
+
+
+def _whole_number(var: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{var} must be a whole number (0 or more), not {text!r}")
+    return value
 
 
 def _positive_int(var: str, text: str) -> int:
@@ -137,10 +158,15 @@ ENV_NAMES = {
     "image_registry": "APOD_IMAGE_REGISTRY",
     "image_tags": "APOD_IMAGE_TAGS",
     "image_pull_secret": "APOD_IMAGE_PULL_SECRET",
+    "k8s_pod_start_timeout": "APOD_K8S_POD_START_TIMEOUT",
+    "k8s_failed_pods_kept": "APOD_K8S_FAILED_PODS_KEPT",
+    "k8s_data_holder": "APOD_K8S_DATA_HOLDER",
 }
 # Settings that are not strings: (variable, text) -> value, or ValueError naming the variable.
 PARSERS: dict[str, Callable[[str, str], object]] = {
     "extract_concurrency": _positive_int,
     "image_registry": _registry,
     "image_tags": _image_tags,
+    "k8s_pod_start_timeout": _positive_int,
+    "k8s_failed_pods_kept": _whole_number,
 }
