@@ -8,12 +8,16 @@
 DEMO_DATE ?= 2024-01-15
 COMPOSE_LIB := . scripts/compose-lib.sh && COMPOSE_PROFILES=offline
 
-up: ## Start Airflow on compose (UI on 127.0.0.1:8080), wait until healthy; the DAG stays paused
-	@scripts/compose-up.sh
+##@ Start here
 
 demo: ## Compose with the offline APOD server; run the pipeline for DEMO_DATE and follow it
 	@scripts/compose-up.sh --offline
 	@scripts/compose-run.sh $(DEMO_DATE)
+
+##@ Compose
+
+up: ## Start Airflow on compose (UI on 127.0.0.1:8080), wait until healthy; the DAG stays paused
+	@scripts/compose-up.sh
 
 run: ## Run the DAG on the running stack for one day: make run DATE=YYYY-MM-DD
 	@test -n "$(DATE)" || { echo "usage: make run DATE=YYYY-MM-DD" >&2; exit 2; }

@@ -13,6 +13,8 @@ KUSTOMIZE ?= $(if $(wildcard $(VENV)/bin/kubectl),$(VENV)/bin/kubectl,kubectl) k
 
 .PHONY: kind-up minikube-up k8s-run kind-down minikube-down k8s-doctor k8s-smoke k8s-render k8s-validate k8s-push
 
+##@ Kubernetes
+
 kind-up: ## Kubernetes on kind: cluster, images, Secrets, manifests, UI on 127.0.0.1:8080 (KIND_NODES=3: three nodes, overlay multinode; FORCE=1: replace even during a run)
 	@scripts/k8s-kind-up.sh
 
