@@ -12,8 +12,10 @@ and the Airflow image, which carries dags/ but not VERSION, sets APOD_IMAGE_TAG.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 VERSION_FILE = Path(__file__).resolve().parents[2] / "VERSION"
@@ -51,6 +53,9 @@ class Settings:
     dvc_remote: str = "/dvc-remote"
     # The S3 endpoint of an s3:// dvc_remote, as the step containers reach it.
     s3_endpoint: str | None = None
+    # A scheduled run still unfinished this long after its data interval ended alerts
+    # (apod_pipeline.alerts); a duration such as 6h, 90m, 45s or 1d.
+    alert_late_after: timedelta = timedelta(hours=6)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -79,6 +84,19 @@ def _positive_int(var: str, text: str) -> int:
     return value
 
 
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(var: str, text: str) -> timedelta:
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(
+            f"{var} must be a whole number with a unit s, m, h or d (6h, 90m), not {text!r}"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
 ENV_NAMES = {
     "image_tag": "APOD_IMAGE_TAG",
     "api_url": "APOD_API_URL",
@@ -90,6 +108,10 @@ ENV_NAMES = {
     "extract_concurrency": "APOD_EXTRACT_CONCURRENCY",
     "dvc_remote": "APOD_DVC_REMOTE",
     "s3_endpoint": "APOD_S3_ENDPOINT",
+    "alert_late_after": "APOD_ALERT_LATE_AFTER",
 }
 # Settings that are not strings: (variable, text) -> value, or ValueError naming the variable.
-PARSERS: dict[str, Callable[[str, str], object]] = {"extract_concurrency": _positive_int}
+PARSERS: dict[str, Callable[[str, str], object]] = {
+    "extract_concurrency": _positive_int,
+    "alert_late_after": _duration,
+}

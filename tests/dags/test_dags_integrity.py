@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -154,11 +155,14 @@ def test_settings_come_from_the_interface_variables():
         "apod",
         None,
     )
+    # A text each parsed setting accepts, and what it becomes.
+    parsed = {"extract_concurrency": ("7", 7), "alert_late_after": ("90m", timedelta(minutes=90))}
+    assert set(parsed) == set(PARSERS)
     texts = {var: f"value-of-{var}" for var in ENV_NAMES.values()}
-    environ = texts | {ENV_NAMES[name]: "7" for name in PARSERS}
+    environ = texts | {ENV_NAMES[name]: text for name, (text, _) in parsed.items()}
     overridden = Settings.from_env(environ)
     for name, var in ENV_NAMES.items():
-        expected = 7 if name in PARSERS else f"value-of-{var}"
+        expected = parsed[name][1] if name in PARSERS else f"value-of-{var}"
         assert getattr(overridden, name) == expected, name
     # Empty means unset, as in a compose file's `${VAR:-}`.
     assert Settings.from_env(dict.fromkeys(ENV_NAMES.values(), "")) == Settings()
