@@ -166,6 +166,7 @@ def new_stack(path: Path, prefix: str, **settings: str) -> dict[str, str]:
         "APOD_UI_PORT": str(free_port()),
         "APOD_PG_PORT": str(free_port()),
         "APOD_S3_PORT": str(free_port()),
+        "APOD_ALERTS_PORT": str(free_port()),
         "COMPOSE_PROFILES": "offline",
         **settings,
     }
