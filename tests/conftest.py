@@ -8,9 +8,6 @@ from pathlib import Path
 
 import pytest
 
-# The session's compose stack, one for the e2e and fault tiers.
-from support.compose_stack import compose_stack  # noqa: F401 - a fixture
-
 REPORT_DIR = Path(
     os.environ.get("APOD_TEST_REPORT_DIR")
     or Path(__file__).resolve().parents[1] / "artifacts" / "test-report"

@@ -1,5 +1,7 @@
-"""The compose stack of a test session, shared by the e2e and fault tiers (registered in
-tests/conftest.py): one of their own per session.
+"""The compose stack of a test session, one for the e2e and fault tiers: each tier's
+conftest has a session fixture `compose_stack` that enters `shared_stack`, which starts
+the stack for the first and removes it after the last (they end together, at the end of
+the session).
 
 The session fixture writes an env file with its own project name, ports, volume and
 network names (e2e/stack.py), does what `make demo` does against it
@@ -13,6 +15,7 @@ still there as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -63,8 +66,26 @@ def leftovers(stack: Stack) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="session")
-def compose_stack(tmp_path_factory) -> Iterator[Stack]:
+_shared: dict = {"stack": None, "users": 0}
+
+
+@contextlib.contextmanager
+def shared_stack(tmp_path_factory) -> Iterator[Stack]:
+    """The session's stack: started on first use, removed when its last user is done."""
+    if _shared["stack"] is None:
+        _shared["stack"] = _start(tmp_path_factory)
+    _shared["users"] += 1
+    try:
+        yield _shared["stack"][0]
+    finally:
+        _shared["users"] -= 1
+        if _shared["users"] == 0:
+            stack, before = _shared["stack"]
+            _shared["stack"] = None
+            _remove(stack, before)
+
+
+def _start(tmp_path_factory) -> tuple[Stack, dict]:
     if not docker_available():
         pytest.skip("no Docker engine answers (make test starts one)")
     stack = Stack(env_file=new_env_file(tmp_path_factory.mktemp("stack") / "stack.env"))
@@ -76,12 +97,17 @@ def compose_stack(tmp_path_factory) -> Iterator[Stack]:
         if up.returncode != 0:
             pytest.fail(f"compose-up.sh --offline failed ({up.returncode}):\n{up.stderr[-5000:]}")
         stack.demo = stack.run_dag(DEMO_DATE)
-        yield stack
-    finally:
-        if os.environ.get("APOD_KEEP_STACK") != "1":
-            down = stack.script("compose-down.sh", "--volumes")
-            assert down.returncode == 0, down.stderr[-3000:]
-            assert leftovers(stack) == [], f"{stack.project} was not removed"
+    except BaseException:
+        _remove(stack, before)
+        raise
+    return stack, before
+
+
+def _remove(stack: Stack, before: dict) -> None:
+    if os.environ.get("APOD_KEEP_STACK") != "1":
+        down = stack.script("compose-down.sh", "--volumes")
+        assert down.returncode == 0, down.stderr[-3000:]
+        assert leftovers(stack) == [], f"{stack.project} was not removed"
     # Judged on the stacks still up at the end: one its owner took down meanwhile (another
     # test session's, say) is gone for reasons of its own.
     after = others(stack)
