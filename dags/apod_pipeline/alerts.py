@@ -32,7 +32,7 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -125,8 +125,15 @@ def exit_code_text(code: int | None) -> str:
 
 
 def _iso(value: Any) -> str | None:
+    """A date and time as the messages write them (ISO 8601, +00:00), whether Airflow
+    handed a datetime or, to a deadline's callback, the REST API's text."""
     if value is None:
         return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
@@ -211,7 +218,7 @@ def late_alert(dag_run: Mapping[str, Any], late_after: str) -> Alert:
         event="run late",
         dag_id=dag_id,
         run_id=run_id,
-        interval=(dag_run.get("data_interval_start"), dag_run.get("data_interval_end")),
+        interval=(_iso(dag_run.get("data_interval_start")), _iso(dag_run.get("data_interval_end"))),
         reason=f"still {dag_run.get('state')} {late_after} after its data interval ended",
         link=ui_link(dag_id, run_id),
     )

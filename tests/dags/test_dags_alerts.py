@@ -159,6 +159,7 @@ def test_a_late_alert_says_how_late_and_links_the_run():
     assert alert.subject == "[apod] apod_etl: run late (run scheduled__2024-01-02T00:00:00+00:00)"
     lines = dict(alert.lines())
     assert lines["Reason"] == "still running 6h after its data interval ended"
+    assert lines["Data interval"] == "2024-01-02T00:00:00+00:00 to 2024-01-03T00:00:00+00:00"
     assert lines["Run in the UI"].endswith(
         "/dags/apod_etl/runs/scheduled__2024-01-02T00%3A00%3A00%2B00%3A00"
     )

@@ -41,7 +41,7 @@ print(urllib.request.urlopen(request, timeout=10).status)
 """
 
 
-def test_server(stack: Stack, path: str, payload: dict) -> None:
+def server_control(stack: Stack, path: str, payload: dict) -> None:
     """A call to the stack's APOD test server's control API (not published: from inside)."""
     stack.compose("exec", "-T", "apod-testserver", "python", "-c", SET_FAULTS, path,
                   json.dumps(payload))  # fmt: skip
@@ -82,7 +82,7 @@ def test_scheduler_killed_mid_run_and_started_again_finishes_the_run(compose_sta
     before_steps = set(step_containers(stack))
     # The month's one request answers after 40 s: extract is surely running when the
     # scheduler dies (its container goes on; the task process that followed it does not).
-    test_server(stack, "faults", {"faults": [{"delay": 40}]})
+    server_control(stack, "faults", {"faults": [{"delay": 40}]})
     run = api.trigger(DAG_ID, *MONTH)
     run_id = run["dag_run_id"]
     wait_for(
@@ -132,6 +132,18 @@ def test_scheduler_killed_mid_run_and_started_again_finishes_the_run(compose_sta
 # --- a scheduled run past its deadline ------------------------------------------------
 
 
+def scheduled_run(api, logical_date: datetime) -> str | None:
+    """The id of the scheduled run of that logical date (named after its run_after)."""
+    runs = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?order_by=-run_after")["dag_runs"]
+    for run in runs:
+        logical = run.get("logical_date") or ""
+        if run["run_type"] == "scheduled" and logical.replace("Z", "+00:00") == (
+            logical_date.isoformat()
+        ):
+            return run["dag_run_id"]
+    return None
+
+
 def test_a_scheduled_run_past_its_deadline_alerts_once(compose_stack: Stack):
     """The scheduler is made to create the scheduled run of the day before yesterday, as
     it does for a day whose run never started: its data interval ended a day ago, more
@@ -142,8 +154,7 @@ def test_a_scheduled_run_past_its_deadline_alerts_once(compose_stack: Stack):
     before = len(stack.alerts("run late"))
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start, end = today - timedelta(days=2), today - timedelta(days=1)
-    run_id = f"scheduled__{start.isoformat()}"
-    test_server(stack, "faults", {"faults": [{"delay": 30}]})  # held running a while
+    server_control(stack, "faults", {"faults": [{"delay": 30}]})  # held running a while
     # What the scheduler reads to create the next scheduled run (the dag table).
     stack.psql(
         f"UPDATE dag SET next_dagrun = '{start.isoformat()}', "
@@ -152,6 +163,7 @@ def test_a_scheduled_run_past_its_deadline_alerts_once(compose_stack: Stack):
         f"next_dagrun_create_after = '{end.isoformat()}' WHERE dag_id = '{DAG_ID}'",
         database="airflow",
     )
+    run_id = wait_for(lambda: scheduled_run(api, start), 300, "the scheduler to create the run")
     wait_for(lambda: len(stack.alerts(f"run late (run {run_id})")) >= 2, 300, "the late alert")
     summary = api.follow(DAG_ID, run_id, timeout=600)
     assert summary["state"] == "success", summary
