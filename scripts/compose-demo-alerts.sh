@@ -5,9 +5,9 @@
 #
 #   scripts/compose-demo-alerts.sh [DATE]
 #
-# DATE (default 1995-06-15, the day before the first APOD) is one the API refuses:
-# extract exits 4, which is not retried, so the run fails at once and sends two alerts
-# per channel: the failed task's and the run's. The catcher's page is on
+# DATE (default 1995-06-15, the day before the first APOD) is one extract refuses: it
+# exits 2 (bad arguments), which is not retried, so the run fails at once and sends two
+# alerts per channel: the failed task's and the run's. The catcher's page is on
 # 127.0.0.1:$APOD_ALERTS_PORT (default 8025).
 set -euo pipefail
 # shellcheck source=scripts/compose-lib.sh
@@ -16,7 +16,7 @@ cd "$REPO"
 
 DATE="${1:-1995-06-15}"
 scripts/compose-up.sh --offline --alerts
-log "one run made to fail: the API refuses $DATE"
+log "one run made to fail: extract refuses $DATE"
 rc=0
 scripts/compose-run.sh "$DATE" || rc=$?
 [ "$rc" = 1 ] || die "the run was meant to fail (exit 1); compose-run.sh ended with $rc"

@@ -96,7 +96,10 @@ class Alert:
         """(label, value) pairs, in the order a reader needs them."""
         start, end = self.interval
         pairs = [("DAG", self.dag_id), ("Run", self.run_id)]
-        pairs.append(("Data interval", f"{start or '?'} to {end or '?'}"))
+        if start or end:
+            pairs.append(("Data interval", f"{start or '?'} to {end or '?'}"))
+        else:
+            pairs.append(("Data interval", "none (a manual run without a logical date)"))
         if self.task_id:
             tries = f" of {self.max_tries}" if self.max_tries else ""
             pairs.append(("Task", f"{self.task_id}, try {self.try_number or '?'}{tries}"))

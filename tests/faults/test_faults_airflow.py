@@ -186,7 +186,7 @@ def test_a_scheduled_run_past_its_deadline_alerts_once(compose_stack: Stack):
 
 def test_a_run_made_to_fail_shows_on_the_catchers_page_and_log(compose_stack: Stack):
     stack = compose_stack
-    summary = stack.run_dag("1995-06-15")  # before the first APOD: the API refuses it
+    summary = stack.run_dag("1995-06-15")  # before the first APOD: extract refuses it
     assert summary["exit_code"] == 1, summary["log"][-3000:]
     run_id = summary["run_id"]
     wait_for(lambda: len(stack.alerts(run_id)) >= 4, 180, "the task's and the run's alerts")
@@ -197,7 +197,8 @@ def test_a_run_made_to_fail_shows_on_the_catchers_page_and_log(compose_stack: St
         + [f"[apod] {DAG_ID}: run failed (run {run_id})"] * 2
     )
     task = next(a for a in alerts if a["channel"] == "mail" and "task" in a["subject"])
-    assert "Exit code: 4 (refused by upstream; not retried)" in task["text"]
+    assert "Exit code: 2 (bad arguments; not retried)" in task["text"]
+    assert "Reason: --start 1995-06-15 is before the first APOD" in task["text"]
     assert f"http://127.0.0.1:{stack.env['APOD_UI_PORT']}/dags/{DAG_ID}/runs/" in task["text"]
     port = stack.env["APOD_ALERTS_PORT"]
     page = requests.get(f"http://127.0.0.1:{port}/", timeout=10).text
