@@ -80,9 +80,9 @@ def test_scheduler_killed_mid_run_and_started_again_finishes_the_run(compose_sta
     with apod_test_server() as server:
         clean = clean_run(server, *MONTH)  # the same fixtures the stack's test server serves
     before_steps = set(step_containers(stack))
-    # The month's one request answers after 40 s: extract is surely running when the
+    # The month's one request answers after 20 s: extract is surely running when the
     # scheduler dies (its container goes on; the task process that followed it does not).
-    server_control(stack, "faults", {"faults": [{"delay": 40}]})
+    server_control(stack, "faults", {"faults": [{"delay": 20}]})
     run = api.trigger(DAG_ID, *MONTH)
     run_id = run["dag_run_id"]
     wait_for(
@@ -154,7 +154,7 @@ def test_a_scheduled_run_past_its_deadline_alerts_once(compose_stack: Stack):
     before = len(stack.alerts("run late"))
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start, end = today - timedelta(days=2), today - timedelta(days=1)
-    server_control(stack, "faults", {"faults": [{"delay": 30}]})  # held running a while
+    server_control(stack, "faults", {"faults": [{"delay": 20}]})  # held running a while
     # What the scheduler reads to create the next scheduled run (the dag table).
     stack.psql(
         f"UPDATE dag SET next_dagrun = '{start.isoformat()}', "

@@ -166,12 +166,14 @@ def test_engine_restarted_mid_step_stops_the_container_and_the_retry_converges(
     w: World, server, monkeypatch
 ):
     clean = clean_run(server, *MONTH)
-    w.pipeline(f"manual__engine_first_{secrets.token_hex(3)}", *FIRST)
-    first = w.snapshot()
+    first = f"manual__engine_first_{secrets.token_hex(3)}"
+    w.extract(first, *FIRST).expect(0)
+    w.transform(first).expect(0)
+    w.load_csv(first).expect(0)
+    before = w.csv_bytes()
     rid = f"manual__engine_{secrets.token_hex(3)}"
     w.extract(rid, *MONTH).expect(0)
     w.transform(rid).expect(0)
-    w.load_postgres(rid).expect(0)
     with private_engine() as engine:
         load_image(engine, image("load"))
         # The step exactly as the pipeline defines it, on the world's /data by its path,
@@ -216,15 +218,12 @@ def test_engine_restarted_mid_step_stops_the_container_and_the_retry_converges(
     assert int(state[1]) in (137, 143), state
     assert running == []
     assert attached.returncode != 0
-    assert w.csv_bytes() == first.csv  # nothing written: the step never got the lock
+    assert w.csv_bytes() == before  # nothing written: the step never got the lock
     lost = type("Lost", (), {"returncode": int(state[1]), "output": out + err})()
     caught = last_try_alert(lost, "load_csv", monkeypatch)
     assert sorted(c.channel for c in caught) == ["mail", "webhook"]
     assert f"Exit code: {state[1]} (unexpected error; retries used up)" in caught[0].text
 
-    # The task's retry, on the engine that is up: the run converges to a clean run.
+    # The task's retry, on the engine that is up: the CSV a clean run's, byte for byte.
     w.load_csv(rid).expect(0)
-    w.version(rid).expect(0)
-    got = w.snapshot()
-    assert got.content() == clean.content()
-    assert (got.csv, got.dvc_file, got.tree) == (clean.csv, clean.dvc_file, clean.tree)
+    assert w.csv_bytes() == clean.csv
