@@ -96,6 +96,7 @@ publish_images() {
 apply_secrets() {
   mkdir -p "$(dirname "$SECRETS_FILE")"
   "$PYTHON" "$REPO/scripts/k8s_secrets.py" init "$SECRETS_FILE"
+  "$PYTHON" "$REPO/scripts/alert_connections.py" check "$SECRETS_FILE"
   kc get namespace "$NAMESPACE" >/dev/null 2>&1 || kc create namespace "$NAMESPACE" >/dev/null
   (
     dir="$(mktemp -d)"

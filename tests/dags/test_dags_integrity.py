@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -170,17 +171,18 @@ def test_settings_come_from_the_interface_variables():
         "apod",
         None,
     )
-    texts = {var: f"value-of-{var}" for var in ENV_NAMES.values()}
-    # The settings that are parsed: (text, value).
+    # A text each parsed setting accepts, and what it becomes.
     parsed = {
         "extract_concurrency": ("7", 7),
+        "alert_late_after": ("90m", timedelta(minutes=90)),
         "image_registry": ("registry.example.com:5000/apod/", "registry.example.com:5000/apod"),
         "image_tags": ("extract=1.0,load=1.0-k8s.1", (("extract", "1.0"), ("load", "1.0-k8s.1"))),
         "k8s_pod_start_timeout": ("7", 7),
         "k8s_failed_pods_kept": ("0", 0),
     }
     assert set(parsed) == set(PARSERS)
-    environ = texts | {ENV_NAMES[name]: parsed[name][0] for name in PARSERS}
+    texts = {var: f"value-of-{var}" for var in ENV_NAMES.values()}
+    environ = texts | {ENV_NAMES[name]: text for name, (text, _) in parsed.items()}
     overridden = Settings.from_env(environ)
     for name, var in ENV_NAMES.items():
         expected = parsed[name][1] if name in PARSERS else f"value-of-{var}"

@@ -19,7 +19,7 @@ import content_tags  # noqa: E402 - scripts/ is no package
 import k8s_images  # noqa: E402
 
 STEPS = ("extract", "transform", "load", "version")
-PYTHON_PACKAGES = (*STEPS, "testserver")  # the images built over apod-package-builder
+PYTHON_PACKAGES = (*STEPS, "testserver", "alertcatcher")  # built over apod-package-builder
 
 
 @pytest.fixture
