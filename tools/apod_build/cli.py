@@ -131,9 +131,12 @@ def build(graph: Graph, plan: list[str], args: argparse.Namespace, environ) -> i
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-    run.finished = run.now()
-    run.write()
-    where = os.path.relpath(run.path)
+        for entry in entries.values():  # stopped (a signal, ^C): say so
+            if entry.outcome == report.RUNNING:
+                entry.outcome = report.FAILED
+        run.finished = run.now()
+        run.write()
+    where = os.path.relpath(run.path) if run.path.is_relative_to(Path.cwd()) else run.path
     log(
         f"{len(images)} image(s) in {run.finished:.0f}s ({nodes.builder.title}, {jobs} at a "
         f"time); report: {where}"

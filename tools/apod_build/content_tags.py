@@ -316,21 +316,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("names", nargs="*", help="image folders (default: every image)")
     parser.add_argument("--inputs", action="store_true", help="list what one image's tag hashes")
     args = parser.parse_args(argv)
+    if args.inputs and len(args.names) != 1:
+        parser.error("--inputs names one image")
     try:
+        graph = Graph.load(REPO)
+        unknown = [name for name in args.names if name not in graph.images]
+        if unknown:
+            parser.error(f"no images/{unknown[0]}/Dockerfile")
         if args.inputs:
-            if len(args.names) != 1:
-                parser.error("--inputs names one image")
-            print("\n".join(describe(REPO, args.names[0])))
-            return 0
-        for name in args.names:
-            if not (REPO / "images" / name / "Dockerfile").is_file():
-                parser.error(f"no images/{name}/Dockerfile")
-        tags = content_tags(REPO, args.names or None)
-        for name in args.names or Graph.load(REPO).names():
-            print(f"{name} {tags[name]}")
+            lines = describe(REPO, args.names[0])
+        else:
+            tags = content_tags(REPO, args.names or None)
+            lines = [f"{name} {tags[name]}" for name in args.names or graph.names()]
     except InputError as exc:
         print(f"content_tags: {exc}", file=sys.stderr)
         return 1
+    print("\n".join(lines))
     return 0
 
 
