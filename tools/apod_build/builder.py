@@ -15,7 +15,7 @@ from pathlib import Path
 
 from apod_build.content_tags import LABEL_KEY
 from apod_build.dockerfile import without_run_mounts
-from apod_build.graph import Base, Graph
+from apod_build.graph import BASE, Base, Graph
 from apod_build.labels import labels
 
 BUILDKIT, PLAIN = "buildkit", "plain"
@@ -129,37 +129,40 @@ class NodeBuilder:
     base_images: dict[str, str] = field(default_factory=dict)  # base name -> image
 
     def log_path(self, node: str) -> Path:
-        return self.logs / (f"base-{node[1:]}.log" if node.startswith("@") else f"{node}.log")
+        base = node.startswith(BASE)
+        return self.logs / (f"base-{node.removeprefix(BASE)}.log" if base else f"{node}.log")
 
     def make_base(self, base: Base) -> tuple[str, bool]:
         """(the base's image, whether it was made now): the environment's when its
-        argument is set there, else what its command prints. The command's messages go to
-        the terminal and the base's log."""
+        argument is set there, else what its command prints."""
+        path = self.log_path(base.node)
         if self.environ.get(base.arg):
-            image = self.environ[base.arg]
+            image, made = self.environ[base.arg], False
+            path.write_text(f"{base.arg}={image}: named by the environment\n", encoding="utf-8")
         else:
-            started = dt.datetime.now(dt.UTC)
-            with self.log_path(base.node).open("w", encoding="utf-8") as log_file:
-                process = self.processes.run(
-                    [str(self.graph.root / base.make[0]), *base.make[1:]],
-                    cwd=self.graph.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                    text=True, env=self.environ,
-                )  # fmt: skip
-                try:
-                    stdout = _tee(process, log_file)
-                finally:
-                    self.processes.done(process)
-            if process.returncode != 0 or not stdout.strip():
-                raise BuildFailed(f"{' '.join(base.make)} failed (exit {process.returncode})")
-            image = stdout.strip().splitlines()[-1]
-            created = _created(self.builder.docker, image)
-            # A second of slack: the engine's clock and ours, rounded differently.
-            made = created is not None and created >= started - dt.timedelta(seconds=1)
-            self.base_images[base.name] = image
-            return image, made
-        self.log_path(base.node).write_text(f"{base.arg}={image}: named by the environment\n")
+            image, made = self._make(base, path)
         self.base_images[base.name] = image
-        return image, False
+        return image, made
+
+    def _make(self, base: Base, path: Path) -> tuple[str, bool]:
+        """Run the base's command, its messages to the terminal and the base's log."""
+        started = dt.datetime.now(dt.UTC)
+        with path.open("w", encoding="utf-8") as log_file:
+            process = self.processes.run(
+                [str(self.graph.root / base.make[0]), *base.make[1:]],
+                cwd=self.graph.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, env=self.environ,
+            )  # fmt: skip
+            try:
+                stdout = _tee(process, log_file)
+            finally:
+                self.processes.done(process)
+        if process.returncode != 0 or not stdout.strip():
+            raise BuildFailed(f"{' '.join(base.make)} failed (exit {process.returncode})")
+        image = stdout.strip().splitlines()[-1]
+        created = _created(self.builder.docker, image)
+        # A second of slack: the engine's clock and ours, rounded differently.
+        return image, created is not None and created >= started - dt.timedelta(seconds=1)
 
     def command(self, name: str, tag: str) -> list[str]:
         """The `docker build` of one image, under `tag`."""
