@@ -1,4 +1,5 @@
-# APOD pipeline. `make help` lists the targets; README.md explains them.
+# APOD pipeline. `make help` lists the targets by area: each `##@ Area` line here and in
+# mk/*.mk starts one, and a target's `## ...` says what it does. README.md explains them.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -9,26 +10,19 @@ export VERSION
 
 .PHONY: help venv lock images base steps lineage test test-fast lint format bench bench-cold clean
 
-help: ## List the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
-	  awk 'BEGIN {FS = ":.*## "}; {printf "  make %-16s %s\n", $$1, $$2}'
+# Compose, Kubernetes and the registry (mk/*.mk) are read here, before this file's own
+# targets, so that `make help` lists their areas right after "Start here".
+-include mk/*.mk
 
-venv: $(VENV)/.installed ## Create .venv from uv.lock: the step packages and the dev/test tools
+##@ Start here
 
-# uv itself comes from requirements/uv.txt, into a venv of its own (it cannot be in the lock).
-UV := .cache/uv-tool/bin/uv
-$(UV): requirements/uv.txt
-	@rm -rf .cache/uv-tool && python3 -m venv .cache/uv-tool
-	.cache/uv-tool/bin/pip install -q --disable-pip-version-check -r requirements/uv.txt
-	@touch $@
+test: venv ## Run every test tier, installing and starting what is missing
+	@scripts/test.sh $(PYTEST_ARGS)
 
-# Byte-compiled at install, as pip does: tests time imports in fresh interpreters.
-$(VENV)/.installed: $(UV) uv.lock pyproject.toml $(wildcard images/*/pyproject.toml)
-	$(UV) sync --frozen --compile-bytecode --python python3
-	@touch $@
+help: ## List the targets by area
+	@python3 scripts/make_help.py $(firstword $(MAKEFILE_LIST))
 
-lock: $(UV) ## Re-resolve uv.lock after changing dependencies in a pyproject.toml
-	$(UV) lock
+##@ By hand
 
 base: ## Make sure the Python and Debian base images exist (pull, or bootstrap from Debian)
 	@scripts/ensure-docker.sh
@@ -47,8 +41,7 @@ lineage: ## Where a loaded date came from (run, load time, DVC md5, commit): mak
 	@test -n "$(DATE)" || { echo "usage: make lineage DATE=YYYY-MM-DD [ON=compose]" >&2; exit 2; }
 	@python3 scripts/lineage.py "$(DATE)" $(if $(filter compose,$(ON)),--compose)
 
-test: venv ## Run every test tier, installing and starting what is missing
-	@scripts/test.sh $(PYTEST_ARGS)
+##@ Tests and checks
 
 test-fast: venv ## Unit and DAG tiers only (no services)
 	$(VENV)/bin/pytest -m "unit or dags" $(PYTEST_ARGS)
@@ -61,6 +54,8 @@ format: venv ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+##@ Benchmarks
+
 # The bench's Postgres: durable, its own cluster, on a free port; stopped after if it started it.
 bench: venv images ## Measure (archive, latency model, Postgres load, images, own compose stack); writes docs/BENCHMARKS.md/.json
 	@APOD_ARCHIVE_DIR=$${APOD_ARCHIVE_DIR:-$(abspath ../shared/apod-archive/ellanan-apod-api/api/_data/years)} \
@@ -71,7 +66,24 @@ bench: venv images ## Measure (archive, latency model, Postgres load, images, ow
 bench-cold: ## A fresh clone's make demo, cold (own images, bases, stack; none of this machine's touched); writes docs/BENCHMARKS-cold.md/.json. COLD_CACHE=1 also empties BuildKit's cache mounts (engine-wide)
 	@python3 scripts/bench_cold.py $(if $(filter 1,$(COLD_CACHE)),--prune-cache) $(BENCH_COLD_ARGS)
 
+##@ Housekeeping
+
+venv: $(VENV)/.installed ## Create .venv from uv.lock: the step packages and the dev/test tools
+
+# uv itself comes from requirements/uv.txt, into a venv of its own (it cannot be in the lock).
+UV := .cache/uv-tool/bin/uv
+$(UV): requirements/uv.txt
+	@rm -rf .cache/uv-tool && python3 -m venv .cache/uv-tool
+	.cache/uv-tool/bin/pip install -q --disable-pip-version-check -r requirements/uv.txt
+	@touch $@
+
+# Byte-compiled at install, as pip does: tests time imports in fresh interpreters.
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml $(wildcard images/*/pyproject.toml)
+	$(UV) sync --frozen --compile-bytecode --python python3
+	@touch $@
+
+lock: $(UV) ## Re-resolve uv.lock after changing dependencies in a pyproject.toml
+	$(UV) lock
+
 clean: ## Remove local caches and pipeline outputs (not images, not volumes)
 	rm -rf .pytest_cache .ruff_cache data/raw data/staging artifacts
-
--include mk/*.mk

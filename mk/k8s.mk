@@ -1,6 +1,6 @@
 # Kubernetes: the pipeline on kind or minikube (k8s/README.md), and the offline checks
 # of the manifests. Included by the Makefile.
-K8S_OVERLAYS := kind minikube
+K8S_OVERLAYS := kind minikube multinode
 K8S_RENDERED := artifacts/k8s
 # The overlays wrapped with their image tags (scripts/k8s_overlay.py; the manifests carry none).
 K8S_TAGGED := .cache/k8s/kustomize
@@ -13,7 +13,9 @@ KUSTOMIZE ?= $(if $(wildcard $(VENV)/bin/kubectl),$(VENV)/bin/kubectl,kubectl) k
 
 .PHONY: kind-up minikube-up k8s-run kind-down minikube-down k8s-doctor k8s-smoke k8s-render k8s-validate k8s-push
 
-kind-up: ## Kubernetes on kind: cluster, images, Secrets, manifests, UI on 127.0.0.1:8080
+##@ Kubernetes
+
+kind-up: ## Kubernetes on kind: cluster, images, Secrets, manifests, UI on 127.0.0.1:8080 (KIND_NODES=3: three nodes, overlay multinode; FORCE=1: replace even during a run)
 	@scripts/k8s-kind-up.sh
 
 minikube-up: ## Kubernetes on minikube: the same as kind-up
@@ -38,7 +40,7 @@ kind-down: ## Delete the kind cluster (k8s/.secrets.env is kept)
 minikube-down: ## Delete the minikube profile (k8s/.secrets.env is kept)
 	@scripts/k8s-minikube-down.sh
 
-k8s-render: ## Render each overlay, tagged from VERSION, into artifacts/k8s/<overlay>.yaml
+k8s-render: ## Render each overlay (kind, minikube, multinode; APOD_DATA_STORAGE_CLASS for RWX), tagged from VERSION, into artifacts/k8s/<overlay>.yaml
 	@mkdir -p $(K8S_RENDERED)
 	@for overlay in $(K8S_OVERLAYS); do \
 	  python3 scripts/k8s_overlay.py $$overlay $(K8S_TAGGED)/$$overlay || exit 1; \

@@ -3,6 +3,8 @@
 # Makefile. APOD_REGISTRY_NAME (apod-registry) and APOD_REGISTRY_PORT (5001) choose another.
 .PHONY: registry registry-down
 
+##@ Kubernetes
+
 registry: ## Start the project's registry on 127.0.0.1:5001 (images/registry/README.md)
 	@python3 scripts/registry.py up
 

@@ -7,7 +7,8 @@
 #
 #   scripts/k8s-kind-up.sh          (make kind-up)
 #
-# KIND_CLUSTER_NAME (apod), KIND_NODE_IMAGE (k8s/kind-cluster.yaml's), the registry's
+# KIND_CLUSTER_NAME (apod), KIND_NODE_IMAGE (k8s/kind-cluster.yaml's), KIND_NODES (1; 3
+# for a cluster of three nodes and the overlay multinode), the registry's
 # APOD_REGISTRY_NAME / APOD_REGISTRY_PORT (scripts/registry.py), APOD_IMAGE_REGISTRY (another
 # registry the nodes reach instead of the local one), and the settings of scripts/k8s-lib.sh.
 set -euo pipefail
@@ -20,17 +21,32 @@ need python3
 "$REPO/scripts/ensure-docker.sh"
 doctor kind
 
+# KIND_NODES=N (default 1): N nodes (k8s_kind_config.py adds N-1 workers to
+# k8s/kind-cluster.yaml) and the overlay multinode, whose step pods are held on the node
+# of the ReadWriteOnce data volume, as on a real cluster without ReadWriteMany storage.
+NODES="${KIND_NODES:-1}"
+KIND_CONFIG="$REPO/k8s/kind-cluster.yaml"
+OVERLAY=kind
+mkdir -p "$STATE_DIR"
+if [ "$NODES" != 1 ]; then
+  KIND_CONFIG="$STATE_DIR/kind-cluster-$NODES-nodes.yaml"
+  "$PYTHON" "$REPO/scripts/k8s_kind_config.py" "$NODES" "$KIND_CONFIG" || exit 1
+  OVERLAY=multinode
+fi
+
 if [ -z "${APOD_IMAGE_REGISTRY:-}" ]; then
-  mkdir -p "$STATE_DIR"
   "$PYTHON" "$REPO/scripts/registry.py" up >"$STATE_DIR/registry" \
     || die "the local registry does not run (scripts/registry.py up)"
 fi
 
 if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
-  log "reusing kind cluster $CLUSTER"
+  found="$(kind get nodes --name "$CLUSTER" | grep -c . || true)"
+  [ "$found" = "$NODES" ] \
+    || die "kind cluster $CLUSTER has $found node(s), KIND_NODES asks for $NODES: make kind-down first"
+  log "reusing kind cluster $CLUSTER ($NODES node(s))"
 else
-  log "creating kind cluster $CLUSTER"
-  kind create cluster --name "$CLUSTER" --config "$REPO/k8s/kind-cluster.yaml" \
+  log "creating kind cluster $CLUSTER ($NODES node(s))"
+  kind create cluster --name "$CLUSTER" --config "$KIND_CONFIG" \
     ${KIND_NODE_IMAGE:+--image "$KIND_NODE_IMAGE"} --wait 180s
 fi
 
@@ -45,7 +61,7 @@ fi
 build_images
 publish_images "$registry"
 
-deploy kind
+deploy "$OVERLAY"
 start_port_forward
 log "the APOD pipeline runs on kind cluster $CLUSTER"
 print_login

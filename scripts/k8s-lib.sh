@@ -12,6 +12,8 @@
 #   APOD_K8S_SKIP_DOCTOR=1 start without scripts/k8s_doctor.py's checks (at your own risk)
 #   APOD_K8S_TIMEOUT       seconds to wait for each rollout or Job (default 900)
 #   APOD_K8S_STATE_DIR     port-forward pid, log and context (default .cache/k8s)
+#   FORCE=1                replace the scheduler, object store, Postgres or data holder
+#                          even while a DAG run is running (scripts/k8s_rollout.py)
 # and k8s/tools.env's (Kubernetes and kind versions, minikube's node size), each of which
 # the environment overrides.
 
@@ -94,6 +96,7 @@ publish_images() {
 apply_secrets() {
   mkdir -p "$(dirname "$SECRETS_FILE")"
   "$PYTHON" "$REPO/scripts/k8s_secrets.py" init "$SECRETS_FILE"
+  "$PYTHON" "$REPO/scripts/alert_connections.py" check "$SECRETS_FILE"
   kc get namespace "$NAMESPACE" >/dev/null 2>&1 || kc create namespace "$NAMESPACE" >/dev/null
   (
     dir="$(mktemp -d)"
@@ -129,25 +132,56 @@ wait_job() {
 # generated kustomization, kept in the state directory to be looked at. A rebuild changes
 # the tags of the images whose inputs changed: exactly the workloads that run one roll
 # (the Airflow ones too when a step image changed: the ConfigMap's APOD_IMAGE_TAGS), and
-# the DAG's next pods start the new step images.
+# the DAG's next pods start the new step images. What is applied is that overlay with the
+# Secrets' checksums (plan_rollout), and only when it replaces nothing a running DAG run
+# needs.
 deploy() {
-  local overlay="$STATE_DIR/kustomize/$1"
+  local overlay="$STATE_DIR/kustomize/$1" applied="$STATE_DIR/kustomize/$1.applied"
   "$PYTHON" "$REPO/scripts/k8s_overlay.py" "$1" "$overlay" \
     --tags "$IMAGE_TAGS" --registry "$IMAGE_REGISTRY"
+  plan_rollout "$overlay" "$applied"
   apply_secrets
-  # A Job's pod template cannot change: re-running the up script replaces the Jobs (both
-  # are idempotent).
-  kc delete job apod-db-init airflow-db-migrate --ignore-not-found >/dev/null
+  # A Job's pod template cannot change: the Jobs the plan re-runs (changed, or never
+  # completed; both are idempotent) are replaced.
+  if [ "${#RERUNS[@]}" -gt 0 ]; then
+    kc delete job "${RERUNS[@]}" --ignore-not-found >/dev/null
+  fi
   log "applying k8s/overlays/$1"
-  kubectl --context "$KUBE_CONTEXT" apply -k "$overlay"
-  kc rollout status statefulset/postgres --timeout="${TIMEOUT}s"
-  # The version pods push every data version there: ready before any run can start.
-  kc rollout status statefulset/objectstore --timeout="${TIMEOUT}s"
-  wait_job apod-db-init
-  wait_job airflow-db-migrate
-  local deployment
-  for deployment in airflow-api-server airflow-scheduler airflow-dag-processor; do
-    kc rollout status "deployment/$deployment" --timeout="${TIMEOUT}s"
+  kubectl --context "$KUBE_CONTEXT" apply -k "$applied"
+  wait_rollouts
+}
+
+# scripts/k8s_rollout.py: writes the overlay to apply (each workload annotated with a
+# checksum of the Secret keys it reads, so a changed secret rolls exactly the pods that
+# read it), refuses to replace the scheduler, the object store, Postgres, the data
+# holder or the setup Jobs while a DAG run is running (it names the run; FORCE=1
+# replaces them anyway), and sets RERUNS (the Jobs to replace) and WAITS (every
+# workload, in the order to wait for them).
+plan_rollout() {
+  local plan what name
+  mkdir -p "$(dirname "$SECRETS_FILE")"
+  "$PYTHON" "$REPO/scripts/k8s_secrets.py" init "$SECRETS_FILE"
+  plan="$("$PYTHON" "$REPO/scripts/k8s_rollout.py" plan "$1" "$2" --context "$KUBE_CONTEXT" \
+    --namespace "$NAMESPACE" --secrets-file "$SECRETS_FILE")" \
+    || die "not applying k8s/overlays/$(basename "$1") (see above)"
+  RERUNS=() WAITS=()
+  while read -r what name; do
+    case "$what" in
+      rerun) RERUNS+=("${name#job/}") ;;
+      wait) WAITS+=("$name") ;;
+    esac
+  done <<<"$plan"
+}
+
+# Wait for every workload of the plan: a Job until it completes, the others until their
+# rollout has finished (the new pods ready, the old ones gone).
+wait_rollouts() {
+  local workload
+  for workload in "${WAITS[@]}"; do
+    case "$workload" in
+      job/*) wait_job "${workload#job/}" ;;
+      *) kc rollout status "$workload" --timeout="${TIMEOUT}s" ;;
+    esac
   done
 }
 

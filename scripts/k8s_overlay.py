@@ -24,6 +24,9 @@ templates and the ConfigMap's name (kustomize hashes its content into it), so ex
 workloads that run a changed image roll (and the Airflow ones when a step image changed:
 they read its tag from the ConfigMap).
 
+On the `multinode` overlay, APOD_DATA_STORAGE_CLASS (a ReadWriteMany StorageClass) makes
+the steps' claim apod-data ReadWriteMany on it (scripts/k8s_storage.py).
+
 Build or apply DIR like any kustomization: `kubectl kustomize DIR`, `kubectl apply -k DIR`.
 Exit codes: 0 written, 2 usage or an unknown overlay.
 """
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import k8s_images
+from k8s_storage import data_volume
 
 REPO = Path(__file__).resolve().parents[1]
 OVERLAYS_DIR = REPO / "k8s" / "overlays"
@@ -137,8 +141,15 @@ def kustomization(overlay: str, target: Path, naming: ImageNaming) -> str:
         "    literals:",
         *(f"      - {json.dumps(setting)}" for setting in naming.dag_settings()),
     ]
+    # How apod-data is provided: on multinode, ReadWriteMany when APOD_DATA_STORAGE_CLASS
+    # names a class (scripts/k8s_storage.py).
+    data = data_volume(overlay)
+    lines += [f"      - {json.dumps(f'{name}={value}')}" for name, value in data.config.items()]
+    patches = [f"  - patch: {json.dumps(patch)}" for patch in data.patches]
     if naming.pull_secret:
-        lines += ["patches:", *pull_secret_patches(naming.pull_secret)]
+        patches += pull_secret_patches(naming.pull_secret)
+    if patches:
+        lines += ["patches:", *patches]
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
+from apod_pipeline import alerts
 from apod_pipeline.lineage import event_extra, parse_summary, sources
 from apod_pipeline.settings import Settings
 from apod_pipeline.steps import Output, RunValue, Step, steps
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
 
 OWNER = "apod"
 FIRST_APOD = datetime(1995, 6, 16, tzinfo=UTC)
+SCHEDULE = "@daily"
+# One data interval of SCHEDULE (a DAG test checks it against Airflow's own timetable):
+# the lateness deadline counts from a run's logical date, the start of its interval.
+DATA_INTERVAL = timedelta(days=1)
 
 DEFAULT_ARGS = {
     "owner": OWNER,
@@ -131,6 +136,12 @@ data) is **skipped**, and so is everything downstream. Exit 2, 3 or 4 (bad argum
 bad input, refused by the API) fails at once; other failures are retried three times
 with exponential backoff. Re-running a date is safe: every step is idempotent.
 
+## Alerts
+A task that fails for good, a failed run, and a scheduled run still unfinished
+`APOD_ALERT_LATE_AFTER` (default 6h) after its day ended each send one message, by
+e-mail (connection `apod_smtp`) and to a webhook (`apod_alert_webhook`) when those are
+set. What it says and what to do: "When a night fails" in compose/README.md.
+
 ## Secrets
 {secrets}
 """
@@ -152,7 +163,7 @@ def build_dag(
         # Interval timetable: a run starts after its day is over, and `ds` is that day.
         # (A plain "@daily" in Airflow 3 is a trigger timetable whose `ds` is the day
         # just beginning, for which APOD has not published yet.)
-        schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+        schedule=CronDataIntervalTimetable(SCHEDULE, timezone="UTC"),
         # The first APOD. catchup=False keeps the scheduler from walking back to it; a
         # later date would make Airflow create no task instances for runs (dags test,
         # manual triggers) whose logical date is earlier.
@@ -160,10 +171,12 @@ def build_dag(
         catchup=False,
         max_active_runs=1,
         dagrun_timeout=timedelta(hours=4),
-        default_args=DEFAULT_ARGS,
+        default_args={**DEFAULT_ARGS, **alerts.TASK_ARGUMENTS},
         params=params(),
         doc_md=DOC_MD.format(runner=runner, dag_id=dag_id, secrets=secrets_doc),
         tags=["apod", "etl", *tags],
+        # Failure and lateness alerts (alerts.py): a run's failure callback, its deadline.
+        **alerts.dag_arguments(settings, DATA_INTERVAL),
     )
     with dag:
         tasks = {}

@@ -22,6 +22,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 VERSION_FILE = Path(__file__).resolve().parents[2] / "VERSION"
@@ -63,6 +64,20 @@ class Settings:
     image_registry: str = ""
     image_tags: tuple[tuple[str, str], ...] = ()
     image_pull_secret: str | None = None
+    # --- the step pods' life on Kubernetes (k8s/README.md, "Step pods") ---------------
+    # Seconds a step pod may take to be scheduled, and again to start once scheduled
+    # (an image pull on a real cluster included), before its task gives up; a pod that
+    # never started is then deleted, so it cannot start late beside the retry's.
+    k8s_pod_start_timeout: int = 600
+    # Failed step pods kept for `kubectl describe`/`logs`; older ones are deleted.
+    k8s_failed_pods_kept: int = 10
+    # The `app.kubernetes.io/name` of the pod that holds apod-data on its node (the
+    # multinode overlay on ReadWriteOnce storage): the pods that mount the data volume
+    # are scheduled beside it (apod_pipeline.placement). None: one node, or RWX storage.
+    k8s_data_holder: str | None = None
+    # A scheduled run still unfinished this long after its data interval ended alerts
+    # (apod_pipeline.alerts); a duration such as 6h, 90m, 45s or 1d.
+    alert_late_after: timedelta = timedelta(hours=6)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -86,6 +101,16 @@ def image_reference(registry: str, name: str, tag: str) -> str:
 
 def _text(var: str, text: str) -> str:
     return text
+
+
+def _whole_number(var: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{var} must be a whole number (0 or more), not {text!r}")
+    return value
 
 
 def _positive_int(var: str, text: str) -> int:
@@ -123,6 +148,19 @@ def _registry(var: str, text: str) -> str:
     return value
 
 
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def _duration(var: str, text: str) -> timedelta:
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(
+            f"{var} must be a whole number with a unit s, m, h or d (the default: 6h), not {text!r}"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
 ENV_NAMES = {
     "image_tag": "APOD_IMAGE_TAG",
     "api_url": "APOD_API_URL",
@@ -137,10 +175,17 @@ ENV_NAMES = {
     "image_registry": "APOD_IMAGE_REGISTRY",
     "image_tags": "APOD_IMAGE_TAGS",
     "image_pull_secret": "APOD_IMAGE_PULL_SECRET",
+    "k8s_pod_start_timeout": "APOD_K8S_POD_START_TIMEOUT",
+    "k8s_failed_pods_kept": "APOD_K8S_FAILED_PODS_KEPT",
+    "k8s_data_holder": "APOD_K8S_DATA_HOLDER",
+    "alert_late_after": "APOD_ALERT_LATE_AFTER",
 }
 # Settings that are not strings: (variable, text) -> value, or ValueError naming the variable.
 PARSERS: dict[str, Callable[[str, str], object]] = {
     "extract_concurrency": _positive_int,
     "image_registry": _registry,
     "image_tags": _image_tags,
+    "k8s_pod_start_timeout": _positive_int,
+    "k8s_failed_pods_kept": _whole_number,
+    "alert_late_after": _duration,
 }

@@ -190,7 +190,7 @@ class Resources:
 SMALL = Resources(
     cpu_request="100m", cpu_limit="500m", memory_request="128Mi", memory_limit="256Mi"
 )
-MEDIUM = Resources(cpu_request="250m", cpu_limit="1", memory_request="256Mi", memory_limit="1Gi")
+MEDIUM = Resources(cpu_request="200m", cpu_limit="1", memory_request="256Mi", memory_limit="1Gi")
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def assert_non_root(service: str, info: dict) -> None:
 
 def test_published_ports_are_loopback_only(compose_stack):
     published = {}
-    for service in (*LONG_RUNNING, "apod-testserver"):
+    for service in (*LONG_RUNNING, "apod-testserver", "alertcatcher"):
         bindings_of = inspect(compose_stack, service)["HostConfig"]["PortBindings"] or {}
         for port, bindings in bindings_of.items():
             for binding in bindings:
@@ -51,12 +51,19 @@ def test_published_ports_are_loopback_only(compose_stack):
         "postgres 5432/tcp",
         "objectstore 8333/tcp",
         "airflow-api-server 8080/tcp",
+        "alertcatcher 8025/tcp",  # the catcher's page (profile alerts)
     }
     assert set(published.values()) == {"127.0.0.1"}
 
 
 def test_only_the_docker_gate_has_the_docker_socket(compose_stack):
-    for service in (*LONG_RUNNING, "apod-testserver", "apod-db-init", "airflow-init"):
+    for service in (
+        *LONG_RUNNING,
+        "apod-testserver",
+        "alertcatcher",
+        "apod-db-init",
+        "airflow-init",
+    ):
         info = inspect(compose_stack, service)
         sources = {m.get("Source") for m in info["Mounts"]}
         has_socket = "/var/run/docker.sock" in sources

@@ -54,6 +54,7 @@ TYPES = {
 }  # fmt: skip
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 CLUSTER_SCOPED = ("Namespace",)
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # The one jsonpath the up scripts ask of a Job (scripts/k8s-lib.sh wait_job).
 JOB_CONDITIONS = '{range .status.conditions[?(@.status=="True")]}{.type}{" "}{end}'
 
@@ -130,7 +131,10 @@ def kind(line: CommandLine, stdin: str | None) -> int:
                 raise Refused(
                     "ERROR: failed to create cluster: unknown apiVersion or kind in --config"
                 )
-            nodes = config.get("nodes") or [{}]
+            nodes = config.get("nodes") or [{"role": "control-plane"}]
+            roles = [node.get("role", "control-plane") for node in nodes]
+            if roles.count("control-plane") != 1 or set(roles) - {"control-plane", "worker"}:
+                raise Refused(f"ERROR: failed to create cluster: node roles {roles}")
             clusters[name] = {"image": line.get("--image") or nodes[0].get("image")}
             cluster = stub_state.new_cluster()
             try:
@@ -277,13 +281,20 @@ def ready(cluster: dict, key: str) -> bool:
     return obj is not None and not stub_registry.absent(cluster, pod_images(obj))
 
 
-def apply_object(cluster: dict, obj: dict, namespace: str) -> str:
+def apply_object(cluster: dict, obj: dict, namespace: str, server_side: bool = False) -> str:
     key = object_key(obj, namespace)
     kind_, ns, name = key.split("/", 2)
     if ns and stub_state.key("Namespace", None, ns) not in cluster["objects"]:
         raise Refused(f'Error from server (NotFound): namespaces "{ns}" not found')
     if kind_ == "ConfigMap" and name.startswith("apod-airflow-config"):
         obj.setdefault("data", {}).update(json.loads(os.environ.get("CLUSTER_STUB_CONFIG") or "{}"))
+    if not server_side:
+        # What client-side apply keeps to compute the next apply's patch: the object as
+        # sent, without this annotation.
+        sent = json.loads(json.dumps(obj))
+        sent["metadata"].get("annotations", {}).pop(LAST_APPLIED, None)
+        annotations = obj["metadata"].setdefault("annotations", {})
+        annotations[LAST_APPLIED] = json.dumps(sent, sort_keys=True)
     old = cluster["objects"].get(key)
     verb = "created" if old is None else "unchanged" if old == obj else "configured"
     if kind_ in WORKLOADS:
@@ -387,16 +398,32 @@ def create(line: CommandLine, cluster: dict, namespace: str, stdin: str | None) 
     return 0
 
 
+def kustomize(directory: str) -> str:
+    rendered = subprocess.run(
+        [os.environ["CLUSTER_STUB_KUSTOMIZE"], "kustomize", directory],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if rendered.returncode != 0:
+        raise Refused(f"error: {rendered.stderr.strip()}")
+    return rendered.stdout
+
+
+def render(line: CommandLine, cluster: dict, namespace: str, stdin: str | None) -> int:
+    """`create -k DIR --dry-run=client -o json`: each object as it would be sent, one
+    JSON document after the other, as kubectl prints them."""
+    if line.get("--dry-run") != "client" or line.get("--output") != "json":
+        raise Refused("stand-in: create only renders (-k DIR --dry-run=client -o json)")
+    if not line.get("--kustomize"):
+        raise Refused("stand-in: create renders -k DIR only")
+    for obj in yaml.safe_load_all(kustomize(line.get("--kustomize"))):
+        if obj:
+            print(json.dumps(obj, indent=4))
+    return 0
+
+
 def apply(line: CommandLine, cluster: dict, namespace: str, stdin: str | None) -> int:
     if line.get("--kustomize"):
-        kustomize = os.environ["CLUSTER_STUB_KUSTOMIZE"]
-        rendered = subprocess.run(
-            [kustomize, "kustomize", line.get("--kustomize")],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if rendered.returncode != 0:
-            raise Refused(f"error: {rendered.stderr.strip()}")
-        text = rendered.stdout
+        text = kustomize(line.get("--kustomize"))
     elif line.get("--filename") == "-":
         text = stdin or ""
     else:
@@ -405,7 +432,7 @@ def apply(line: CommandLine, cluster: dict, namespace: str, stdin: str | None) -
     # Namespaces first, as kubectl orders what it applies.
     objects.sort(key=lambda o: o["kind"] != "Namespace")
     for obj in objects:
-        print(apply_object(cluster, obj, namespace))
+        print(apply_object(cluster, obj, namespace, line.switch("--server-side")))
     return 0
 
 
@@ -446,6 +473,7 @@ def logs(line: CommandLine, cluster: dict, namespace: str, stdin: str | None) ->
 
 KUBECTL_COMMANDS = {
     ("get",): get,
+    ("create",): render,
     ("create", "namespace"): create,
     ("create", "secret", "generic"): create,
     ("apply",): apply,

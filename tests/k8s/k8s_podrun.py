@@ -16,6 +16,8 @@ What a pod says becomes a `docker run` flag:
   seccompProfile RuntimeDefault                              Docker's default profile
   resources.limits cpu/memory                                --cpus / --memory
   workingDir                                                 --workdir
+  hostname, subdomain (a StatefulSet's pod)                   --hostname, --domainname
+                                                             <subdomain>.<namespace>.svc.cluster.local
 One difference remains: an emptyDir is a fresh tmpfs per container, not shared between
 the init containers and the main container of one pod (no manifest here relies on that).
 """
@@ -170,6 +172,11 @@ def docker_run_args(
         args += ["--workdir", container["workingDir"]]
     if container.get("imagePullPolicy"):
         args += ["--pull", PULL_POLICIES[container["imagePullPolicy"]]]
+    if spec.get("hostname"):
+        # As the kubelet writes /etc/hosts: the pod's FQDN under its headless Service.
+        args += ["--hostname", spec["hostname"]]
+        if spec.get("subdomain"):
+            args += ["--domainname", f"{spec['subdomain']}.{cluster.namespace}.svc.cluster.local"]
 
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     for mount in container.get("volumeMounts", []):

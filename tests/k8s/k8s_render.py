@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-OVERLAYS = ("kind", "minikube")
+OVERLAYS = ("kind", "minikube", "multinode")
 # The minor of k8s/kind-cluster.yaml's node image and of minikube-up's default.
 K8S_VERSION = "1.34.0"
 NAMESPACE = "apod"
@@ -146,9 +146,16 @@ def _script(name: str):
 
 
 def airflow_config() -> dict[str, str]:
-    """The ConfigMap apod-airflow-config's settings as base/airflow/airflow.env has them
-    (the overlay adds only APOD_IMAGE_TAG)."""
-    return _script("deploy_env").read_env(REPO / "k8s" / "base" / "airflow" / "airflow.env")
+    """The ConfigMap apod-airflow-config's settings as k8s/base's generator reads them
+    from its env files (airflow.env, shared with compose; kubernetes.env); the overlays
+    add APOD_IMAGE_TAG (and multinode its data holder)."""
+    base = REPO / "k8s" / "base"
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+    (entry,) = [
+        g for g in kustomization["configMapGenerator"] if g["name"] == "apod-airflow-config"
+    ]
+    read_env = _script("deploy_env").read_env
+    return {k: v for path in entry["envs"] for k, v in read_env(base / path).items()}
 
 
 def deployment_settings(**overrides):

@@ -149,10 +149,12 @@ def secret_values(cluster: dict, name: str, namespace: str = "apod") -> dict[str
 def airflow_config(cluster: dict, namespace: str = "apod") -> dict[str, str]:
     """The settings the scheduler runs with: the ConfigMap its pod template names (an
     apply leaves the ConfigMaps of earlier builds behind)."""
-    scheduler = cluster["objects"].get(stub_state.key("Deployment", namespace, "airflow-scheduler"))
+    scheduler = cluster["objects"].get(
+        stub_state.key("StatefulSet", namespace, "airflow-scheduler")
+    )
     if scheduler is None:
         raise RuntimeError("no airflow-scheduler applied")
-    (container,) = scheduler["spec"]["template"]["spec"]["containers"]
+    (container, *_sidecars) = scheduler["spec"]["template"]["spec"]["containers"]
     (source,) = container["envFrom"]
     name = source["configMapRef"]["name"]
     return cluster["objects"][stub_state.key("ConfigMap", namespace, name)].get("data") or {}

@@ -21,7 +21,7 @@ from apod_build import content_tags  # noqa: E402
 from apod_build.graph import Graph  # noqa: E402
 
 STEPS = ("extract", "transform", "load", "version")
-PYTHON_PACKAGES = (*STEPS, "testserver")  # the images built over apod-package-builder
+PYTHON_PACKAGES = (*STEPS, "testserver", "alertcatcher")  # built over apod-package-builder
 
 
 @pytest.fixture

@@ -212,12 +212,21 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub, registry):
         (resource,) = kustomization["resources"]
         assert (tagged / resource).resolve() == REPO / "k8s" / "overlays" / cluster
 
-        # Order: Secrets, old Jobs removed, the overlay, then the waits and the port-forward.
+        # Order: Secrets, old Jobs removed, the overlay (with the Secrets' checksums:
+        # scripts/k8s_rollout.py), then the waits and the port-forward.
         plain = [stand_in.without_globals(c) for c in log]
-        apply_k = plain.index(["kubectl", "apply", "-k", str(tagged)])
+        applied = tagged.parent / f"{cluster}.applied"
+        apply_k = plain.index(["kubectl", "apply", "-k", str(applied)])
+        (resource,) = yaml.safe_load((applied / "kustomization.yaml").read_text())["resources"]
+        assert (applied / resource).resolve() == tagged.resolve()
         assert max(i for i, c in enumerate(log) if "kind: Secret" in (c["stdin"] or "")) < apply_k
-        delete_jobs = ["delete", "job", "apod-db-init", "airflow-db-migrate", "--ignore-not-found"]
-        assert plain.index(["kubectl", *delete_jobs]) < apply_k
+        (delete_jobs,) = [i for i, c in enumerate(plain) if c[1:3] == ["delete", "job"]]
+        assert set(plain[delete_jobs][3:]) == {
+            "apod-db-init",
+            "airflow-db-migrate",
+            "--ignore-not-found",
+        }
+        assert delete_jobs < apply_k
         forward = [i for i, c in enumerate(plain) if c[1] == "port-forward"]
         assert [plain[i] for i in forward] == [
             [
@@ -245,11 +254,16 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub, registry):
         assert f"http://127.0.0.1:{stub['APOD_K8S_UI_PORT']}" in up.stderr
         assert alive(port_forward_pid(stub))  # still forwarding
 
-        # Again: the cluster is reused, the secrets kept, and nothing rolls (same build).
+        # Again: the cluster is reused, the secrets kept, and nothing rolls (same build),
+        # not even the Jobs, which completed and did not change.
         generations = dict(state["generation"])
+        before = len(stand_in.calls(stub))
         again = script(f"k8s-{cluster}-up.sh", stub)
         assert again.returncode == 0, again.stderr[-3000:]
         calls = stand_in.calls(stub)
+        assert not [
+            c for c in calls[before:] if stand_in.without_globals(c)[1:3] == ["delete", "job"]
+        ]
         creates = [c for c in calls if [c["tool"], *c["args"]][: len(create)] == create]
         assert len(creates) == 1
         assert k8s_secrets.read_env(secrets_file) == values
@@ -320,10 +334,13 @@ def test_a_dag_change_rolls_only_the_airflow_workloads(stub, tmp_path):
     after = stand_in.state(stub)["clusters"][context]
 
     registry = stub_pods.airflow_config(after)["APOD_IMAGE_REGISTRY"]
-    # Each Airflow Deployment has a new pod template (its image), and the up script
-    # waited for it to roll out.
-    for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor"):
-        key = f"Deployment/apod/{name}"
+    # Each Airflow workload has a new pod template (its image), and the up script waited
+    # for it to roll out.
+    for key in (
+        "Deployment/apod/airflow-api-server",
+        "StatefulSet/apod/airflow-scheduler",
+        "Deployment/apod/airflow-dag-processor",
+    ):
         assert after["generation"][key] == before["generation"][key] + 1
         images = {
             c["image"] for c in after["objects"][key]["spec"]["template"]["spec"]["containers"]
@@ -405,6 +422,8 @@ def test_the_stand_in_refuses_minikube_as_root_without_force(stub):
         ["kubectl", "--context", "kind-apod", "rollout", "status", "deploy/x", "--wait", "10s"],
         ["kubectl", "--context", "kind-apod", "apply", "--kustomization", "dir"],
         ["kubectl", "--context", "kind-apod", "port-forward", "--bind", "::1", "svc/x", "1:2"],
+        ["kind", "get", "nodes", "--cluster", "apod"],
+        ["kubectl", "--context", "kind-apod", "create", "-k", "d", "--dry-run=client", "--json"],
     ],
 )
 def test_the_stand_in_refuses_flags_the_real_tools_lack(argv, stub):

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 
 from apod_common import exit_codes, logs, redaction, settings
-from apod_common.errors import StepError
+from apod_common.errors import StepError, free_bytes, out_of_space
 
 
 def parser(step: str, description: str, epilog: str) -> argparse.ArgumentParser:
@@ -65,17 +65,37 @@ def run(step: str, main: Callable[[list[str] | None], dict], argv: list[str] | N
         logs.setup(step)
         summary = main(argv)
     except StepError as exc:
+        if exc.code == exit_codes.FAILURE and out_of_space(exc, settings.data_dir()):
+            return _no_space(step, exc.reason)
         status = "skipped" if exc.code == exit_codes.NOTHING_TO_DO else "failed"
         return _fail(step, status, exc.reason, exc.code)
     except KeyboardInterrupt:
         print(f"{step}: interrupted", file=sys.stderr)
         return exit_codes.FAILURE
-    except Exception as exc:  # the last line of defence must say something
-        logging.getLogger(step).debug("unexpected error", exc_info=True)
-        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-        return _fail(step, "failed", f"unexpected error: {reason}", exit_codes.FAILURE)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence must say something
+        if not out_of_space(exc, settings.data_dir()):
+            return _unexpected(step, exc)
+        if isinstance(exc, OSError) and exc.strerror:
+            where = f" writing {exc.filename}" if exc.filename else ""
+            return _no_space(step, f"{exc.strerror}{where}")
+        return _no_space(step, " ".join(f"{type(exc).__name__}: {exc}".split()))
     emit_summary({"step": step, "status": "ok", **summary})
     return exit_codes.OK
+
+
+def _unexpected(step: str, exc: Exception) -> int:
+    logging.getLogger(step).debug("unexpected error", exc_info=True)
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return _fail(step, "failed", f"unexpected error: {reason}", exit_codes.FAILURE)
+
+
+def _no_space(step: str, detail: str) -> int:
+    """A full disk: nothing the step wrote replaced what was there (files are written
+    beside and renamed); the retry goes on once there is room."""
+    free = free_bytes(settings.data_dir())
+    left = f" ({settings.data_dir()} has {free} bytes free)" if free is not None else ""
+    reason = f"no space left on device{left}, free some and retry: {detail}"
+    return _fail(step, "failed", reason, exit_codes.UPSTREAM_UNAVAILABLE)
 
 
 def _fail(step: str, status: str, reason: str, code: int) -> int:
