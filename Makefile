@@ -29,9 +29,9 @@ base: ## Make sure the Python and Debian base images exist (pull, or bootstrap f
 	@scripts/ensure-base-image.sh python
 	@scripts/ensure-base-image.sh debian
 
-images: ## Build every image (apod-<name>:$(VERSION), apod-postgres:<major>), side by side
+images: ## Build every image (apod-<name>:$(VERSION), apod-postgres:<major>), side by side; IMAGES="load airflow" builds these
 	@scripts/ensure-docker.sh
-	@scripts/build-images.sh
+	@PYTHONPATH=tools python3 -m apod_build $(IMAGES)
 
 steps: ## Run the four steps by hand with docker run: make steps START=YYYY-MM-DD END=YYYY-MM-DD
 	@test -n "$(START)" || { echo "usage: make steps START=YYYY-MM-DD [END=YYYY-MM-DD]" >&2; exit 2; }

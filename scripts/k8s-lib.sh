@@ -6,7 +6,7 @@
 #   APOD_K8S_SECRETS_FILE  the generated secrets (default k8s/.secrets.env, gitignored)
 #   APOD_K8S_UI_PORT       local port of the UI's port-forward (default 8080)
 #   APOD_K8S_SKIP_BUILD=1  use the images as they are in the local Docker engine
-#   APOD_K8S_BUILD_TAG     the tag of those images (default VERSION, as build-images.sh tags)
+#   APOD_K8S_BUILD_TAG     the tag of those images (default VERSION, as apod_build tags)
 #   APOD_IMAGE_REGISTRY    where the cluster pulls its images from (kind: its local registry
 #                          by default; minikube: none, images loaded), APOD_IMAGE_PULL_SECRET
 #   APOD_K8S_SKIP_DOCTOR=1 start without scripts/k8s_doctor.py's checks (at your own risk)
@@ -62,7 +62,7 @@ build_images() {
     log "APOD_K8S_SKIP_BUILD=1: using the local images as they are"
   else
     log "building the images the cluster runs: the steps, Airflow, Postgres and the object store"
-    "$REPO/scripts/build-images.sh" extract transform load version airflow postgres objectstore
+    PYTHONPATH="$REPO/tools" "$PYTHON" -m apod_build extract transform load version airflow postgres objectstore
   fi
   local image
   for image in $("$PYTHON" "$REPO/scripts/k8s_images.py" list); do

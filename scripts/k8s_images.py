@@ -11,13 +11,13 @@ library only).
 
 The images: the step images the DAG launches (dags/apod_pipeline/steps.py, their one
 definition), Airflow's, the object store's, and Postgres'. Each has its own content tag
-(scripts/content_tags.py: from its build inputs), so a rebuild changes the name of exactly
+(apod_build.content_tags: from its build inputs), so a rebuild changes the name of exactly
 the images whose inputs changed, and with `IfNotPresent` a node never keeps running an old
 image under a reused name.
 
 A local image counts only when it was built from the sources as they are: its label
-(content_tags.LABEL_KEY, set by scripts/build-images.sh) must be its content tag. `push`
-builds the ones that are missing or stale (scripts/build-images.sh), unless
+(content_tags.LABEL_KEY, set by the builder, tools/apod_build) must be its content tag.
+`push` builds the ones that are missing or stale, unless
 APOD_K8S_SKIP_BUILD=1; `tag` never builds. Both print
 
     tags <name>=<tag>,...            every image's tag, for scripts/k8s_overlay.py --tags
@@ -28,8 +28,8 @@ what was loaded into it); `push` removes the registry-named local tags it made o
 are pushed (the registry keeps the images).
 
 Settings: APOD_IMAGE_REGISTRY (push: where to, e.g. registry.example.com/apod; required),
-APOD_K8S_BUILD_TAG (the local images' tag, default VERSION, as scripts/build-images.sh
-tags them), APOD_LOCAL_POSTGRES (the local Postgres image, as there),
+APOD_K8S_BUILD_TAG (the local images' build tag, default VERSION, as the builder tags
+them: images/build.toml), APOD_LOCAL_POSTGRES (the local Postgres image, as there),
 APOD_K8S_SKIP_BUILD=1. Exit codes: 0 done, 1 an image is missing or stale, or
 docker failed, 2 usage.
 """
@@ -43,12 +43,14 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import content_tags
-from content_tags import MARK, is_content_tag
-
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "dags"))
+# Until the tooling is an installed package (issue 23): the DAGs' settings, the builder.
+sys.path[:0] = [str(REPO / "dags"), str(REPO / "tools")]
 
+from apod_build import cli as build_cli  # noqa: E402
+from apod_build import content_tags  # noqa: E402
+from apod_build.content_tags import MARK, is_content_tag  # noqa: E402
+from apod_build.graph import Graph  # noqa: E402
 from apod_pipeline.settings import Settings, image_reference  # noqa: E402
 from apod_pipeline.steps import steps  # noqa: E402
 
@@ -58,11 +60,7 @@ class DockerError(Exception):
 
 
 def version() -> str:
-    return (REPO / "VERSION").read_text(encoding="utf-8").strip()
-
-
-def postgres_major() -> str:
-    return (REPO / "images" / "postgres" / "PG_MAJOR").read_text(encoding="utf-8").strip()
+    return Graph.load(REPO).files["VERSION"]
 
 
 def step_images() -> tuple[str, ...]:
@@ -81,22 +79,12 @@ def cluster_images() -> tuple[str, ...]:
     return (*project_images(), "postgres")
 
 
-def build_tag(name: str, build: str) -> str:
-    return postgres_major() if name == "postgres" else build
-
-
-def local_image(name: str, build: str) -> str:
-    """The local image scripts/build-images.sh made (Postgres: APOD_LOCAL_POSTGRES when set,
-    as there)."""
-    if name == "postgres" and os.environ.get("APOD_LOCAL_POSTGRES"):
-        return os.environ["APOD_LOCAL_POSTGRES"]
-    return f"apod-{name}:{build_tag(name, build)}"
-
-
 def sources(build: str, names: tuple[str, ...] | None = None) -> dict[str, str]:
-    """Local image the cluster runs (or of `names`) -> its folder name."""
+    """Local image the cluster runs (or of `names`) -> its folder name: as the builder tags
+    it (images/build.toml), with `build` for VERSION."""
     chosen = cluster_images() if names is None else names
-    return {local_image(name, build): name for name in chosen}
+    graph = Graph.load(REPO)
+    return {graph.tag(name, VERSION=build): name for name in chosen}
 
 
 def docker(*args: str) -> str:
@@ -133,16 +121,20 @@ def ensure_built(build: str, tags: Mapping[str, str], may_build: bool) -> None:
     missing = stale(build, tags)
     if missing and may_build:
         print(f"k8s_images: building {' '.join(missing)}", file=sys.stderr)
-        # build-images.sh tags with VERSION; another build tag is the caller's to make.
-        if build != version():
-            raise DockerError(f"cannot build under APOD_K8S_BUILD_TAG={build}: build it first")
-        result = subprocess.run([str(REPO / "scripts" / "build-images.sh"), *missing], check=False)
-        if result.returncode != 0:
-            raise DockerError("scripts/build-images.sh failed")
+        build_images(build, tuple(missing))
         missing = stale(build, tags)
     if missing:
         reasons = "; ".join(missing.values())
         raise DockerError(f"{reasons}: rebuild (make images) before deploying")
+
+
+def build_images(build: str, names: tuple[str, ...]) -> None:
+    """Build these images (and what they build FROM) as the builder tags them."""
+    # The builder tags with VERSION; another build tag is the caller's to make.
+    if build != version():
+        raise DockerError(f"cannot build under APOD_K8S_BUILD_TAG={build}: build it first")
+    if build_cli.main(list(names)) != 0:
+        raise DockerError(f"building {' '.join(names)} failed (python3 -m apod_build)")
 
 
 def targets(registry: str, tags: Mapping[str, str], names: tuple[str, ...]) -> dict[str, str]:

@@ -92,9 +92,10 @@ def up() -> str:
     if state is None:
         if subprocess.run(["docker", "image", "inspect", image()], capture_output=True).returncode:
             log(f"building {image()}")
-            build = [str(REPO / "scripts" / "build-images.sh"), "registry"]
-            if subprocess.run(build, stdout=sys.stderr, check=False).returncode:
-                raise RegistryError("scripts/build-images.sh registry failed")
+            build = [sys.executable, "-m", "apod_build", "registry"]
+            tools = {**os.environ, "PYTHONPATH": str(REPO / "tools")}
+            if subprocess.run(build, stdout=sys.stderr, env=tools, check=False).returncode:
+                raise RegistryError("python3 -m apod_build registry failed")
         log(f"starting {container} on 127.0.0.1:{wanted}")
         run(
             "docker", "run", "--detach", "--name", container, "--restart", "unless-stopped",

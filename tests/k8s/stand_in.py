@@ -15,6 +15,7 @@ from pathlib import Path
 
 import k8s_images
 from k8s_render import REPO, kustomize_command
+from support.builds import build_images
 from support.registry import Registry
 from support.services import VERSION
 
@@ -86,12 +87,9 @@ def environment(
 def private_postgres(image: str) -> None:
     """Postgres built from this checkout under a name of the test's own (apod-postgres:<major>
     is every checkout's; a build from the cache is quick), for APOD_LOCAL_POSTGRES."""
-    built = subprocess.run(
-        [str(REPO / "scripts" / "build-images.sh"), "--tag", image, "postgres"],
-        capture_output=True, text=True, check=False, timeout=600,
-    )  # fmt: skip
+    built = build_images("--tag", image, "postgres", timeout=600)
     if built.returncode != 0:
-        raise RuntimeError(f"build-images.sh --tag {image} postgres: {built.stderr[-3000:]}")
+        raise RuntimeError(f"apod_build --tag {image} postgres: {built.stderr[-3000:]}")
 
 
 def remove_docker_objects(env: dict[str, str]) -> None:

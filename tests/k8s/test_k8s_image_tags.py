@@ -1,4 +1,4 @@
-"""Per-image content tags (scripts/content_tags.py), on a temporary copy of the build
+"""Per-image content tags (apod_build.content_tags), on a temporary copy of the build
 inputs: each image's tag moves with its own inputs and the images built FROM it, and
 with nothing else. No image is built: the tags are known from the sources."""
 
@@ -15,8 +15,10 @@ from k8s_render import REPO
 pytestmark = pytest.mark.k8s
 
 sys.path.insert(0, str(REPO / "scripts"))
-import content_tags  # noqa: E402 - scripts/ is no package
-import k8s_images  # noqa: E402
+import k8s_images  # noqa: E402 - scripts/ is no package
+
+from apod_build import content_tags  # noqa: E402
+from apod_build.graph import Graph  # noqa: E402
 
 STEPS = ("extract", "transform", "load", "version")
 PYTHON_PACKAGES = (*STEPS, "testserver", "alertcatcher")  # built over apod-package-builder
@@ -25,11 +27,11 @@ PYTHON_PACKAGES = (*STEPS, "testserver", "alertcatcher")  # built over apod-pack
 @pytest.fixture
 def inputs(tmp_path: Path) -> Path:
     """What the builds read, copied: the build context as .dockerignore leaves it, the
-    Dockerfiles, VERSION and PG_MAJOR."""
+    Dockerfiles, the image graph's data, VERSION and PG_MAJOR."""
     root = tmp_path / "repo"
     wanted = set(content_tags.context_files(REPO))
     wanted |= {p.relative_to(REPO).as_posix() for p in REPO.glob("images/*/Dockerfile")}
-    wanted |= {".dockerignore", "VERSION", "images/postgres/PG_MAJOR"}
+    wanted |= {".dockerignore", "VERSION", "images/postgres/PG_MAJOR", "images/build.toml"}
     for relative in wanted:
         target = root / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -127,11 +129,11 @@ def test_a_base_image_override_is_an_input(inputs):
 def test_every_file_sent_to_the_builds_is_an_input_of_some_image():
     """A COPY the parser misread would leave files out of every tag: then a change to
     them would deploy nothing new. Every file the build context holds is some image's."""
-    args = content_tags.build_args(REPO)
+    graph = Graph.load(REPO)
     files = content_tags.context_files(REPO)
     hashed: set[str] = set()
-    for name in content_tags.image_names(REPO):
-        hashed |= content_tags.copied(content_tags.read_inputs(REPO, name, args).sources, files)
+    for name in graph.names():
+        hashed |= content_tags.copied(content_tags.read_inputs(graph, name).sources, files)
     assert set(files) - hashed == set()
 
 

@@ -27,10 +27,10 @@ from support.services import VERSION
 pytestmark = pytest.mark.k8s
 
 sys.path.insert(0, str(REPO / "scripts"))
-import content_tags  # noqa: E402 - scripts/ is no package
-import k8s_images  # noqa: E402
+import k8s_images  # noqa: E402 - scripts/ is no package
 import k8s_overlay  # noqa: E402
 
+from apod_build import content_tags  # noqa: E402
 from apod_pipeline.settings import Settings  # noqa: E402
 
 REGISTRY = "127.0.0.1:5000/apod"

@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import content_tags
 import k8s_images
 import k8s_secrets
 import pytest
@@ -30,8 +29,11 @@ import stub_pods
 import stub_registry
 import yaml
 from k8s_render import REPO
+from support.builds import build_images
 from support.registry import Registry
 from support.services import VERSION, docker, require_images
+
+from apod_build import content_tags
 
 pytestmark = [pytest.mark.k8s, pytest.mark.docker, pytest.mark.timeout(600)]
 
@@ -320,11 +322,7 @@ def test_a_dag_change_rolls_only_the_airflow_workloads(stub, tmp_path):
             dag.write("\n# a DAG-only change\n")
         new = content_tags.content_tags(copy)
         assert {n for n in old if old[n] != new[n]} == {"airflow"}
-        built = subprocess.run(
-            [str(copy / "scripts" / "build-images.sh"), "--tag", f"apod-airflow:{build}",
-             "airflow"],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+        built = build_images("--tag", f"apod-airflow:{build}", "airflow", root=copy, timeout=600)
         assert built.returncode == 0, built.stderr[-3000:]
         again = subprocess.run(
             [str(copy / "scripts" / "k8s-kind-up.sh")],

@@ -1,21 +1,22 @@
-#!/usr/bin/env python3
 """Each image's content tag, computed from its build inputs before anything is built
 (standard library only).
 
-    content_tags.py [NAME...]       `<name> <tag>` for these images/*/Dockerfile (all by default)
-    content_tags.py --inputs NAME   what NAME's tag is computed from, one input a line
+    PYTHONPATH=tools python3 -m apod_build.content_tags [NAME...]
+        `<name> <tag>` for these images (every images/*/Dockerfile by default)
+    PYTHONPATH=tools python3 -m apod_build.content_tags --inputs NAME
+        what NAME's tag is computed from, one input a line
 
-An image's tag is `<build tag>-k8s.<12 hex>`: the build tag is the one
-scripts/build-images.sh gives it (VERSION; the PostgreSQL major for apod-postgres), the hex
-the SHA-256 of everything its build reads:
+An image's tag is `<build tag>-k8s.<12 hex>`: the build tag is the version part of the tag
+the image graph gives it (images/build.toml: VERSION; the PostgreSQL major for
+apod-postgres), the hex the SHA-256 of everything its build reads:
   - its Dockerfile;
   - the build arguments its Dockerfile (and its parent's ONBUILD triggers) declare among
-    those scripts/build-images.sh passes: VERSION, PG_MAJOR, STEP;
+    those every build gets (images/build.toml's [args]: VERSION, PG_MAJOR, STEP);
   - the base images it names: the Dockerfile's default, or PYTHON_IMAGE / DEBIAN_IMAGE when
     set (the locally bootstrapped equivalents of scripts/ensure-base-image.sh count as the
     official images they stand in for);
-  - the tags of the project images it builds FROM (apod-<name>), so that a change reaches
-    every image built on the one that changed, and nothing else;
+  - the tags of the project images it builds FROM (its parents in the image graph), so that
+    a change reaches every image built on the one that changed, and nothing else;
   - every file its COPY/ADD instructions take from the build context (the repository,
     less what .dockerignore leaves out), and those of its parent's ONBUILD triggers, by
     path, executable bit and content.
@@ -24,14 +25,15 @@ alone; a change in one step's package changes that step's tag alone; Postgres' a
 object store's tags change only with their own inputs. The same sources give the same tags
 on every machine, built or not. k8s/README.md ("Image tags") says why inputs, not image IDs.
 
-scripts/build-images.sh labels each image with its tag (LABEL_KEY), so that a local image
-can be checked against the sources before it is deployed (scripts/k8s_images.py).
+The builder (python3 -m apod_build) labels each image with its tag (LABEL_KEY), so that a
+local image can be checked against the sources before it is deployed (scripts/k8s_images.py).
 Exit codes: 0 done, 1 a Dockerfile or its inputs cannot be read, 2 usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import hashlib
 import os
 import re
@@ -40,20 +42,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from apod_build.dockerfile import copy_from, expand, instructions, words
+from apod_build.errors import InputError
+from apod_build.graph import BASE, REPO, Graph, read_text
+
 MARK = "k8s"  # in every content tag, so that tools only ever remove tags made this way
 HEX_LENGTH = 12
 LABEL_KEY = "apod.pipeline.content-tag"
-# What scripts/build-images.sh passes to every build; an image's inputs include those it
-# declares with ARG.
-BUILD_ARGS = ("VERSION", "PG_MAJOR", "STEP")
-# Base images a Dockerfile takes as a build argument, overridable from the environment.
-BASE_ARGS = ("PYTHON_IMAGE", "DEBIAN_IMAGE")
-PROJECT_IMAGE = re.compile(r"apod-([a-z0-9-]+):")
 
-
-class InputError(Exception):
-    """A Dockerfile or one of its inputs that cannot be read as its build would."""
+__all__ = ["LABEL_KEY", "MARK", "InputError", "content_tags", "is_content_tag"]
 
 
 # --- .dockerignore -------------------------------------------------------------------
@@ -156,81 +153,23 @@ def context_files(root: Path) -> dict[str, Path]:
 # --- Dockerfiles ---------------------------------------------------------------------
 
 
-def instructions(text: str) -> list[tuple[str, str]]:
-    """(KEYWORD, arguments) per instruction: continuation lines joined, comments dropped."""
-    out, pending = [], ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("#") or (not line and not pending):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        whole = (pending + line).strip()
-        pending = ""
-        if whole:
-            keyword, _, rest = whole.partition(" ")
-            out.append((keyword.upper(), rest.strip()))
-    if pending.strip():
-        keyword, _, rest = pending.strip().partition(" ")
-        out.append((keyword.upper(), rest.strip()))
-    return out
-
-
-_VARIABLE = re.compile(
-    r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([-?+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)"
-)
-
-
-def expand(text: str, variables: Mapping[str, str]) -> str:
-    """Dockerfile variable substitution: $X, ${X}, ${X:-default}, ${X:+alt}, ${X:?message}."""
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1) or match.group(4)
-        value = variables.get(name, "")
-        operator, word = match.group(2), match.group(3) or ""
-        if operator == "-":
-            return value or word
-        if operator == "+":
-            return word if value else ""
-        if operator == "?" and not value:
-            raise InputError(f"{name}: {word or 'not set'}")
-        return value
-
-    return _VARIABLE.sub(replace, text)
-
-
-def _words(arguments: str) -> tuple[list[str], list[str]]:
-    """(--flags, the rest) of a COPY/ADD/FROM line; the JSON form too."""
-    flags = []
-    rest = arguments
-    while rest.startswith("--"):
-        flag, _, rest = rest.partition(" ")
-        flags.append(flag)
-        rest = rest.lstrip()
-    if rest.startswith("["):
-        import json
-
-        return flags, list(json.loads(rest))
-    return flags, rest.split()
-
-
 @dataclass
 class Inputs:
-    """What one image's build reads."""
+    """What one image's build reads (its parents are the graph's)."""
 
     dockerfile: str = ""
     args: dict[str, str] = field(default_factory=dict)
     bases: set[str] = field(default_factory=set)
-    parents: set[str] = field(default_factory=set)  # project images, by folder name
     sources: list[str] = field(default_factory=list)  # COPY/ADD sources, expanded
 
-    def lines(self, tags: Mapping[str, str], files: Mapping[str, Path]) -> list[str]:
+    def lines(
+        self, parents: Iterable[str], tags: Mapping[str, str], files: Mapping[str, Path]
+    ) -> list[str]:
         """The canonical text the tag hashes, one input a line."""
         out = [f"dockerfile {hashlib.sha256(self.dockerfile.encode()).hexdigest()}"]
         out += [f"arg {name}={value}" for name, value in sorted(self.args.items())]
         out += [f"base {base}" for base in sorted(self.bases)]
-        out += [f"parent apod-{parent}:{tags[parent]}" for parent in sorted(self.parents)]
+        out += [f"parent apod-{parent}:{tags[parent]}" for parent in sorted(parents)]
         for path in sorted(copied(self.sources, files)):
             data = files[path].read_bytes()
             executable = "x" if os.access(files[path], os.X_OK) else "-"
@@ -240,8 +179,6 @@ class Inputs:
 
 def copied(sources: Iterable[str], files: Mapping[str, Path]) -> set[str]:
     """The context files that COPY sources name (a file, a directory, or a pattern)."""
-    import fnmatch
-
     found: set[str] = set()
     for source in sources:
         clean = os.path.normpath(source).lstrip("/")
@@ -262,15 +199,8 @@ def copied(sources: Iterable[str], files: Mapping[str, Path]) -> set[str]:
     return found
 
 
-def _dockerfile(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror}") from None
-
-
-def _onbuild(root: Path, parent: str) -> list[tuple[str, str]]:
-    text = _dockerfile(root / "images" / parent / "Dockerfile")
+def _onbuild(graph: Graph, parent: str) -> list[tuple[str, str]]:
+    text = read_text(graph.root, graph.image(parent).dockerfile)
     return [
         (keyword.upper(), rest.strip())
         for kind, arguments in instructions(text)
@@ -279,12 +209,18 @@ def _onbuild(root: Path, parent: str) -> list[tuple[str, str]]:
     ]
 
 
-def read_inputs(root: Path, name: str, build_args: Mapping[str, str]) -> Inputs:
-    """Walk images/<name>/Dockerfile as its build would, with scripts/build-images.sh's
-    build arguments (STEP is the folder's name) and the base overrides in build_args."""
-    path = root / "images" / name / "Dockerfile"
-    text = _dockerfile(path)
-    given = {**build_args, "STEP": name}
+def given_args(graph: Graph, name: str, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The build arguments of the image's build: every build's (STEP its folder name), and
+    a base named in the environment (PYTHON_IMAGE, DEBIAN_IMAGE)."""
+    bases = {b.arg: environ[b.arg] for b in graph.bases.values() if environ.get(b.arg)}
+    return {**graph.build_args(name), **bases}
+
+
+def read_inputs(graph: Graph, name: str, environ: Mapping[str, str] = os.environ) -> Inputs:
+    """Walk images/<name>/Dockerfile as its build would, with its build arguments."""
+    path = graph.image(name).dockerfile
+    text = read_text(graph.root, path)
+    given = given_args(graph, name, environ)
     inputs = Inputs(dockerfile=text)
     global_args: dict[str, str] = {}
     stage_args: dict[str, str] = {}
@@ -301,44 +237,38 @@ def read_inputs(root: Path, name: str, build_args: Mapping[str, str]) -> Inputs:
         else:
             value = expand(default.strip().strip('"'), {**global_args, **scope})
         scope[arg] = value
-        if arg in BUILD_ARGS:
+        if arg in graph.settings["args"]:
             inputs.args[arg] = value
 
     def run(keyword: str, arguments: str) -> None:
         if keyword == "ARG":
             declare(arguments, stage_args if in_stage else global_args)
         elif keyword in ("COPY", "ADD"):
-            flags, words = _words(expand(arguments, {**global_args, **stage_args}))
-            source_from = [f.partition("=")[2] for f in flags if f.startswith("--from=")]
-            if source_from:
-                match = PROJECT_IMAGE.match(source_from[0] + ":")
-                if source_from[0] not in stages and match and source_from[0].startswith("apod-"):
-                    inputs.parents.add(source_from[0].removeprefix("apod-").partition(":")[0])
-                return
-            if len(words) < 2:
+            flags, parts = words(expand(arguments, {**global_args, **stage_args}))
+            if copy_from(flags) is not None:
+                return  # another stage's or image's files: hashed as that one's inputs
+            if len(parts) < 2:
                 raise InputError(f"{path}: {keyword} {arguments}: no source or destination")
-            if any("://" in w for w in words[:-1]):
+            if any("://" in w for w in parts[:-1]):
                 raise InputError(f"{path}: {keyword} from a URL cannot be hashed before building")
-            inputs.sources += words[:-1]
+            inputs.sources += parts[:-1]
 
     for keyword, arguments in instructions(text):
         if keyword == "FROM":
-            _, words = _words(arguments)
-            image = expand(words[0], global_args)
+            _, parts = words(arguments)
+            image = expand(parts[0], global_args)
             stage_args = {}
             in_stage = True
-            match = PROJECT_IMAGE.match(image)
+            parent = graph.project_image(image)
             if image in stages:
                 pass
-            elif match:
-                parent = match.group(1)
-                inputs.parents.add(parent)
-                for trigger in _onbuild(root, parent):
+            elif parent:
+                for trigger in _onbuild(graph, parent):
                     run(*trigger)
             else:
                 inputs.bases.add(image)
-            if len(words) >= 3 and words[1].upper() == "AS":
-                stages.add(words[2])
+            if len(parts) >= 3 and parts[1].upper() == "AS":
+                stages.add(parts[2])
         elif keyword == "ONBUILD":
             continue  # runs in the images built FROM this one
         else:
@@ -347,31 +277,6 @@ def read_inputs(root: Path, name: str, build_args: Mapping[str, str]) -> Inputs:
 
 
 # --- tags ------------------------------------------------------------------------------
-
-
-def read_text(root: Path, relative: str) -> str:
-    try:
-        return (root / relative).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise InputError(f"{root / relative}: {exc.strerror}") from None
-
-
-def build_args(root: Path, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    args = {
-        "VERSION": read_text(root, "VERSION"),
-        "PG_MAJOR": read_text(root, "images/postgres/PG_MAJOR"),
-    }
-    args |= {name: environ[name] for name in BASE_ARGS if environ.get(name)}
-    return args
-
-
-def build_tag(name: str, args: Mapping[str, str]) -> str:
-    """The tag scripts/build-images.sh gives the image: the version, Postgres its major."""
-    return args["PG_MAJOR"] if name == "postgres" else args["VERSION"]
-
-
-def image_names(root: Path) -> list[str]:
-    return sorted(p.parent.name for p in (root / "images").glob("*/Dockerfile"))
 
 
 def is_content_tag(tag: str, base: str | None = None) -> bool:
@@ -384,56 +289,49 @@ def content_tags(
 ) -> dict[str, str]:
     """Image folder name -> its content tag, for `names` (every image by default) and the
     project images they build FROM."""
-    args = build_args(root, environ)
+    graph = Graph.load(root)
     files = context_files(root)
     tags: dict[str, str] = {}
-    inputs_of: dict[str, Inputs] = {}
-
-    def tag(name: str, path: tuple[str, ...] = ()) -> str:
-        if name in tags:
-            return tags[name]
-        if name in path:
-            raise InputError(f"images/{name} builds FROM itself: {' -> '.join(path)}")
-        inputs = inputs_of.setdefault(name, read_inputs(root, name, args))
-        for parent in inputs.parents:
-            tag(parent, (*path, name))
-        text = "\n".join(inputs.lines(tags, files)) + "\n"
-        digest = hashlib.sha256(text.encode()).hexdigest()[:HEX_LENGTH]
-        tags[name] = f"{build_tag(name, args)}-{MARK}.{digest}"
-        return tags[name]
-
-    for name in names if names is not None else image_names(root):
-        tag(name)
+    for name in graph.plan(graph.names() if names is None else names):
+        if name.startswith(BASE):
+            continue
+        lines = read_inputs(graph, name, environ).lines(graph.image(name).parents, tags, files)
+        digest = hashlib.sha256(("\n".join(lines) + "\n").encode()).hexdigest()[:HEX_LENGTH]
+        tags[name] = f"{graph.build_tag(name)}-{MARK}.{digest}"
     return tags
 
 
 def describe(root: Path, name: str, environ: Mapping[str, str] = os.environ) -> list[str]:
     """The inputs of one image's tag, as they are hashed."""
     tags = content_tags(root, [name], environ)
-    inputs = read_inputs(root, name, build_args(root, environ))
-    return inputs.lines(tags, context_files(root))
+    graph = Graph.load(root)
+    inputs = read_inputs(graph, name, environ)
+    return inputs.lines(graph.image(name).parents, tags, context_files(root))
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="content_tags.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python3 -m apod_build.content_tags", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("names", nargs="*", help="image folders (default: every image)")
     parser.add_argument("--inputs", action="store_true", help="list what one image's tag hashes")
     args = parser.parse_args(argv)
+    if args.inputs and len(args.names) != 1:
+        parser.error("--inputs names one image")
     try:
+        graph = Graph.load(REPO)
+        unknown = [name for name in args.names if name not in graph.images]
+        if unknown:
+            parser.error(f"no images/{unknown[0]}/Dockerfile")
         if args.inputs:
-            if len(args.names) != 1:
-                parser.error("--inputs names one image")
-            print("\n".join(describe(REPO, args.names[0])))
-            return 0
-        for name in args.names:
-            if not (REPO / "images" / name / "Dockerfile").is_file():
-                parser.error(f"no images/{name}/Dockerfile")
-        tags = content_tags(REPO, args.names or None)
-        for name in args.names or image_names(REPO):
-            print(f"{name} {tags[name]}")
+            lines = describe(REPO, args.names[0])
+        else:
+            tags = content_tags(REPO, args.names or None)
+            lines = [f"{name} {tags[name]}" for name in args.names or graph.names()]
     except InputError as exc:
         print(f"content_tags: {exc}", file=sys.stderr)
         return 1
+    print("\n".join(lines))
     return 0
 
 
