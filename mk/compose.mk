@@ -3,17 +3,23 @@
 # These targets need Docker and python3 only: the scripts install the compose plugin
 # when Docker has none, build the images, and run standard-library Python. The dev/test
 # virtualenv (make venv) is for the test targets.
-.PHONY: up demo run backfill down down-volumes clean-compose compose-ps compose-logs test-compose
+.PHONY: up demo demo-alerts run backfill down down-volumes clean-compose compose-ps compose-logs test-compose
 
 DEMO_DATE ?= 2024-01-15
-COMPOSE_LIB := . scripts/compose-lib.sh && COMPOSE_PROFILES=offline
+COMPOSE_LIB := . scripts/compose-lib.sh && COMPOSE_PROFILES=offline,alerts
 
-up: ## Start Airflow on compose (UI on 127.0.0.1:8080), wait until healthy; the DAG stays paused
-	@scripts/compose-up.sh
+##@ Start here
 
 demo: ## Compose with the offline APOD server; run the pipeline for DEMO_DATE and follow it
 	@scripts/compose-up.sh --offline
 	@scripts/compose-run.sh $(DEMO_DATE)
+
+##@ Compose
+
+up: ## Start Airflow on compose (UI on 127.0.0.1:8080), wait until healthy; the DAG stays paused
+	@scripts/compose-up.sh
+demo-alerts: ## The alert path: the demo stack with the alert catcher (page on 127.0.0.1:8025), one run made to fail, its alerts
+	@scripts/compose-demo-alerts.sh
 
 run: ## Run the DAG on the running stack for one day: make run DATE=YYYY-MM-DD
 	@test -n "$(DATE)" || { echo "usage: make run DATE=YYYY-MM-DD" >&2; exit 2; }

@@ -22,6 +22,7 @@ its settings are read back with SHOW and reported).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -45,13 +46,14 @@ SETTLE = 300.0
 
 
 def bench_images(report: Report) -> None:
-    """Every image build-images.sh builds: its size, how long a step image takes to start
-    and answer --help (what every task pays before it works), how long the Airflow CLI
-    takes to answer in its image (every healthcheck runs it), and how long the object
-    store takes to stop cleanly (its grace period in the deployments)."""
+    """Every image the builder builds (python3 -m apod_build): its size, how long a step
+    image takes to start and answer --help (what every task pays before it works), how
+    long the Airflow CLI takes to answer in its image (every healthcheck runs it), and how
+    long the object store takes to stop cleanly (its grace period in the deployments)."""
     print("images", flush=True)
     listing = subprocess.run(
-        [str(REPO / "scripts" / "build-images.sh"), "--tags"],
+        [sys.executable, "-m", "apod_build", "--tags"],
+        env={**os.environ, "PYTHONPATH": str(REPO / "tools")},
         capture_output=True, text=True, check=True,
     ).stdout.split("\n")  # fmt: skip
     for name, tag in (line.split() for line in listing if line.strip()):

@@ -59,9 +59,10 @@ def measure(report: Report, clone: ColdClone, with_changes: bool) -> int:
     )
     clone.keep_logs(lines, LOGS)
     report.fact(
-        "make demo", f"exit code {code}; its output and build logs: {LOGS.relative_to(REPO)}/"
+        "make demo",
+        f"exit code {code}; its output, build logs and build report: {LOGS.relative_to(REPO)}/",
     )
-    phases = bench_cold.parse_phases(lines, exited_at)
+    phases = bench_cold.parse_phases(lines, exited_at, clone.build_report(), started)
     if phases.builder:
         report.fact("builder", f"{phases.builder}, {phases.jobs} at a time")
     try:

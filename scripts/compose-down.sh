@@ -47,7 +47,7 @@ if [ ! -f "$ENV_FILE" ]; then
   [ ${#networks[@]} -eq 0 ] || docker network rm "${networks[@]}" >/dev/null
   exit 0
 fi
-export COMPOSE_PROFILES=offline  # every profile, so a test server goes down too
+export COMPOSE_PROFILES=offline,alerts  # every profile, so a test server or catcher goes down too
 compose stop airflow-scheduler >/dev/null 2>&1 || true
 remove_step_containers
 compose "${args[@]}"

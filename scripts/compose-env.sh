@@ -24,3 +24,6 @@ if [ ! -f "$ENV_FILE" ]; then
   log "creating ${ENV_FILE#"$REPO"/} from .env.example with fresh random secrets"
 fi
 "$PYTHON" "$REPO/scripts/deploy_env.py" init "$ENV_FILE" --template "$REPO/.env.example"
+# The alert settings become connections (docker-compose.yml's x-alerting): refuse what
+# would break them, and say which channels are on.
+"$PYTHON" "$REPO/scripts/alert_connections.py" check "$ENV_FILE"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build every image the compose deployment runs, in one call to scripts/build-images.sh
+# Build every image the compose deployment runs, in one call to the builder (tools/apod_build)
 # (from cache when nothing changed, so the stack follows the checkout):
 #  - the step images, the test server, the object store and apod-airflow
 #    (apod-<name>:<VERSION>);
@@ -72,7 +72,7 @@ for step in version transform extract load; do
 done
 if [ "$build" = 1 ]; then
   log "building ${names[*]} (tag $VERSION)"
-  scripts/build-images.sh ${announce:+--announce "$announce"} "${names[@]}"
+  PYTHONPATH="$REPO/tools" "$PYTHON" -m apod_build ${announce:+--announce "$announce"} "${names[@]}"
 else
   for name in "${names[@]}"; do
     image="apod-$name:$VERSION"

@@ -80,7 +80,7 @@ compose_binary() {
 }
 
 # Every compose invocation: the env file, the images' tag from VERSION, the socket's
-# group for the scheduler (group_add), and the APOD API URL: the test server when the
+# group for the Docker gate (group_add), and the APOD API URL: the test server when the
 # offline profile is on and nothing else sets it.
 compose() {
   DOCKER_GID="${DOCKER_GID:-$(stat -c %g /var/run/docker.sock 2>/dev/null || echo 0)}"
@@ -93,7 +93,31 @@ compose() {
     --env-file "$ENV_FILE" "$@"
 }
 
-compose_offline() {
+compose_offline() { compose_profile offline; }
+
+# Is profile NAME on (COMPOSE_PROFILES of the environment, else of the env file)?
+compose_profile() {
   local profiles="${COMPOSE_PROFILES-$(env_value COMPOSE_PROFILES)}"
-  [[ ",$profiles," == *",offline,"* ]]
+  [[ ",$profiles," == *",$1,"* ]]
+}
+
+# Turn profile NAME on for this script's compose calls.
+add_profile() {
+  compose_profile "$1" && return 0
+  local profiles="${COMPOSE_PROFILES-$(env_value COMPOSE_PROFILES)}"
+  export COMPOSE_PROFILES="${profiles:+$profiles,}$1"
+}
+
+# The alert catcher (profile alerts) as every alert channel the env file leaves unset,
+# for this script's compose calls only: the env file is not changed, and a later `make up`
+# without --alerts goes back to its own settings.
+alerts_to_catcher() {
+  add_profile alerts
+  if [ -z "$(setting APOD_SMTP_HOST "")$(setting APOD_ALERT_EMAIL_TO "")" ]; then
+    export APOD_SMTP_HOST=alertcatcher APOD_SMTP_PORT=1025 APOD_SMTP_SECURITY=none \
+      APOD_ALERT_EMAIL_TO=night-ops@example.org
+  fi
+  if [ -z "$(setting APOD_ALERT_WEBHOOK_URL "")" ]; then
+    export APOD_ALERT_WEBHOOK_URL=http://alertcatcher:8025/webhook
+  fi
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bring the compose deployment up and wait until it is usable.
 #
-#   scripts/compose-up.sh [--offline] [--no-build]
+#   scripts/compose-up.sh [--offline] [--alerts] [--no-build]
 #
 # Installs/starts what is missing (Docker engine, compose plugin, the env file with
 # random secrets, images), starts the services, waits until every long-running one is
@@ -9,6 +9,8 @@
 # waits for the apod_etl DAG to be parsed and prints the UI address and login. The DAG
 # stays paused: nothing runs until a run is asked for (scripts/compose-run.sh).
 # --offline adds the `offline` profile (apod-testserver) and points the steps at it.
+# --alerts adds the `alerts` profile (alertcatcher) and sends every alert channel the env
+# file leaves unset to it (compose-lib.sh's alerts_to_catcher).
 # The stack is the env file's (.env, or APOD_ENV_FILE: scripts/compose-lib.sh).
 set -euo pipefail
 # shellcheck source=scripts/compose-lib.sh
@@ -17,11 +19,13 @@ cd "$REPO"
 
 offline=0
 build=1
+alerts=0
 for arg in "$@"; do
   case "$arg" in
     --offline) offline=1 ;;
+    --alerts) alerts=1 ;;
     --no-build) build=0 ;;
-    *) die "usage: compose-up.sh [--offline] [--no-build]" ;;
+    *) die "usage: compose-up.sh [--offline] [--alerts] [--no-build]" ;;
   esac
 done
 TIMEOUT="${APOD_UP_TIMEOUT:-900}"
@@ -75,10 +79,13 @@ until_built() {
   done
 }
 
-services=(postgres objectstore airflow-api-server airflow-scheduler airflow-dag-processor)
-if [ "$offline" = 1 ]; then
-  profiles="${COMPOSE_PROFILES-$(env_value COMPOSE_PROFILES)}"
-  export COMPOSE_PROFILES="${profiles:+$profiles,}offline"
+services=(postgres objectstore docker-gate airflow-api-server airflow-scheduler airflow-dag-processor)
+[ "$offline" = 1 ] && add_profile offline
+[ "$alerts" = 1 ] && alerts_to_catcher
+late=(airflow load docker-gate)
+if compose_profile alerts; then
+  services+=(alertcatcher)
+  late+=(alertcatcher)
 fi
 if compose_offline; then
   services+=(apod-testserver)
@@ -101,7 +108,7 @@ compose_offline && early+=(apod-testserver)
 until_built postgres objectstore testserver
 log "starting ${early[*]} (Airflow's image may still be building)"
 compose up -d "${early[@]}" || up_failed
-until_built airflow load
+until_built "${late[@]}"
 
 log "starting the services"
 # `up` itself waits for the init services its dependents need, and fails when one fails.

@@ -64,6 +64,10 @@ GENERATED: dict[str, Callable[[], str]] = {
     "APOD_S3_SECRET_ACCESS_KEY": _token,
 }
 
+# Secrets you give when you want what they open (alerts: scripts/alert_connections.py);
+# never generated, empty means off.
+GIVEN = ("APOD_SMTP_PASSWORD", "APOD_ALERT_WEBHOOK_URL")
+
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
 
 
@@ -132,7 +136,7 @@ def init(path: Path, template: Path | None = None, header: str = "") -> list[str
 
 
 def set_value(path: Path, name: str, new: str) -> None:
-    if name in GENERATED:
+    if name in GENERATED or name in GIVEN:
         raise ValueError(f"{name} is a secret: edit {path} instead")
     _write_private(path, _with_value(path.read_text(encoding="utf-8").splitlines(), name, new))
 
@@ -162,6 +166,7 @@ def new_stack(path: Path, prefix: str, **settings: str) -> dict[str, str]:
         "APOD_UI_PORT": str(free_port()),
         "APOD_PG_PORT": str(free_port()),
         "APOD_S3_PORT": str(free_port()),
+        "APOD_ALERTS_PORT": str(free_port()),
         "COMPOSE_PROFILES": "offline",
         **settings,
     }

@@ -6,10 +6,14 @@
 #   APOD_K8S_SECRETS_FILE  the generated secrets (default k8s/.secrets.env, gitignored)
 #   APOD_K8S_UI_PORT       local port of the UI's port-forward (default 8080)
 #   APOD_K8S_SKIP_BUILD=1  use the images as they are in the local Docker engine
-#   APOD_K8S_BUILD_TAG     the tag of those images (default VERSION, as build-images.sh tags)
+#   APOD_K8S_BUILD_TAG     the tag of those images (default VERSION, as apod_build tags)
+#   APOD_IMAGE_REGISTRY    where the cluster pulls its images from (kind: its local registry
+#                          by default; minikube: none, images loaded), APOD_IMAGE_PULL_SECRET
 #   APOD_K8S_SKIP_DOCTOR=1 start without scripts/k8s_doctor.py's checks (at your own risk)
 #   APOD_K8S_TIMEOUT       seconds to wait for each rollout or Job (default 900)
 #   APOD_K8S_STATE_DIR     port-forward pid, log and context (default .cache/k8s)
+#   FORCE=1                replace the scheduler, object store, Postgres or data holder
+#                          even while a DAG run is running (scripts/k8s_rollout.py)
 # and k8s/tools.env's (Kubernetes and kind versions, minikube's node size), each of which
 # the environment overrides.
 
@@ -58,7 +62,7 @@ build_images() {
     log "APOD_K8S_SKIP_BUILD=1: using the local images as they are"
   else
     log "building the images the cluster runs: the steps, Airflow, Postgres and the object store"
-    "$REPO/scripts/build-images.sh" extract transform load version airflow postgres objectstore
+    PYTHONPATH="$REPO/tools" "$PYTHON" -m apod_build extract transform load version airflow postgres objectstore
   fi
   local image
   for image in $("$PYTHON" "$REPO/scripts/k8s_images.py" list); do
@@ -66,21 +70,25 @@ build_images() {
   done
 }
 
-# Content tags for this build (scripts/k8s_images.py): sets DEPLOY_TAG, POSTGRES_TAG and
-# LOAD_IMAGES, the images to load into the cluster under those tags.
-tag_images() {
-  local plan key value
-  plan="$("$PYTHON" "$REPO/scripts/k8s_images.py" tag)" || die "could not tag the images"
-  DEPLOY_TAG="" POSTGRES_TAG="" LOAD_IMAGES=()
+# This build's images under their content tags (scripts/k8s_images.py): pushed to the
+# registry $1 when it names one (make k8s-push), else tagged locally, to be loaded into a
+# cluster that has no registry (minikube image load). Sets IMAGE_REGISTRY, IMAGE_TAGS
+# (NAME=TAG,... for scripts/k8s_overlay.py) and CLUSTER_IMAGES (the references).
+publish_images() {
+  local plan key value command=tag
+  IMAGE_REGISTRY="$1"
+  [ -z "$IMAGE_REGISTRY" ] || command=push
+  plan="$(APOD_IMAGE_REGISTRY="$IMAGE_REGISTRY" "$PYTHON" "$REPO/scripts/k8s_images.py" "$command")" \
+    || die "could not $command the images (scripts/k8s_images.py $command)"
+  IMAGE_TAGS="" CLUSTER_IMAGES=()
   while read -r key value; do
     case "$key" in
-      tag) DEPLOY_TAG="$value" ;;
-      postgres-tag) POSTGRES_TAG="$value" ;;
-      image) LOAD_IMAGES+=("$value") ;;
+      tags) IMAGE_TAGS="$value" ;;
+      image) CLUSTER_IMAGES+=("$value") ;;
     esac
   done <<<"$plan"
-  if [ -z "$DEPLOY_TAG" ] || [ -z "$POSTGRES_TAG" ]; then die "k8s_images.py named no tags"; fi
-  log "this build: images $DEPLOY_TAG, Postgres $POSTGRES_TAG"
+  [ -n "$IMAGE_TAGS" ] || die "k8s_images.py named no tags"
+  log "this build: ${IMAGE_TAGS//,/ }${IMAGE_REGISTRY:+, from $IMAGE_REGISTRY}"
 }
 
 # The Secrets from the secrets file (created with random values on the first run). The
@@ -88,6 +96,7 @@ tag_images() {
 apply_secrets() {
   mkdir -p "$(dirname "$SECRETS_FILE")"
   "$PYTHON" "$REPO/scripts/k8s_secrets.py" init "$SECRETS_FILE"
+  "$PYTHON" "$REPO/scripts/alert_connections.py" check "$SECRETS_FILE"
   kc get namespace "$NAMESPACE" >/dev/null 2>&1 || kc create namespace "$NAMESPACE" >/dev/null
   (
     dir="$(mktemp -d)"
@@ -119,28 +128,60 @@ wait_job() {
   die "job/$job not complete after ${TIMEOUT}s"
 }
 
-# The overlay with this build's content tags (scripts/k8s_overlay.py; tag_images first):
-# a generated kustomization, kept in the state directory to be looked at. A rebuild
-# changes the tags, the pod templates and the ConfigMap's hashed name: the Deployments
-# roll, and the DAG's next pods start the new step images (APOD_IMAGE_TAG).
+# The overlay with this build's images (scripts/k8s_overlay.py; publish_images first): a
+# generated kustomization, kept in the state directory to be looked at. A rebuild changes
+# the tags of the images whose inputs changed: exactly the workloads that run one roll
+# (the Airflow ones too when a step image changed: the ConfigMap's APOD_IMAGE_TAGS), and
+# the DAG's next pods start the new step images. What is applied is that overlay with the
+# Secrets' checksums (plan_rollout), and only when it replaces nothing a running DAG run
+# needs.
 deploy() {
-  local overlay="$STATE_DIR/kustomize/$1"
+  local overlay="$STATE_DIR/kustomize/$1" applied="$STATE_DIR/kustomize/$1.applied"
   "$PYTHON" "$REPO/scripts/k8s_overlay.py" "$1" "$overlay" \
-    --tag "$DEPLOY_TAG" --postgres-tag "$POSTGRES_TAG"
+    --tags "$IMAGE_TAGS" --registry "$IMAGE_REGISTRY"
+  plan_rollout "$overlay" "$applied"
   apply_secrets
-  # A Job's pod template cannot change: re-running the up script replaces the Jobs (both
-  # are idempotent).
-  kc delete job apod-db-init airflow-db-migrate --ignore-not-found >/dev/null
-  log "applying k8s/overlays/$1 (images $DEPLOY_TAG, Postgres $POSTGRES_TAG)"
-  kubectl --context "$KUBE_CONTEXT" apply -k "$overlay"
-  kc rollout status statefulset/postgres --timeout="${TIMEOUT}s"
-  # The version pods push every data version there: ready before any run can start.
-  kc rollout status statefulset/objectstore --timeout="${TIMEOUT}s"
-  wait_job apod-db-init
-  wait_job airflow-db-migrate
-  local deployment
-  for deployment in airflow-api-server airflow-scheduler airflow-dag-processor; do
-    kc rollout status "deployment/$deployment" --timeout="${TIMEOUT}s"
+  # A Job's pod template cannot change: the Jobs the plan re-runs (changed, or never
+  # completed; both are idempotent) are replaced.
+  if [ "${#RERUNS[@]}" -gt 0 ]; then
+    kc delete job "${RERUNS[@]}" --ignore-not-found >/dev/null
+  fi
+  log "applying k8s/overlays/$1"
+  kubectl --context "$KUBE_CONTEXT" apply -k "$applied"
+  wait_rollouts
+}
+
+# scripts/k8s_rollout.py: writes the overlay to apply (each workload annotated with a
+# checksum of the Secret keys it reads, so a changed secret rolls exactly the pods that
+# read it), refuses to replace the scheduler, the object store, Postgres, the data
+# holder or the setup Jobs while a DAG run is running (it names the run; FORCE=1
+# replaces them anyway), and sets RERUNS (the Jobs to replace) and WAITS (every
+# workload, in the order to wait for them).
+plan_rollout() {
+  local plan what name
+  mkdir -p "$(dirname "$SECRETS_FILE")"
+  "$PYTHON" "$REPO/scripts/k8s_secrets.py" init "$SECRETS_FILE"
+  plan="$("$PYTHON" "$REPO/scripts/k8s_rollout.py" plan "$1" "$2" --context "$KUBE_CONTEXT" \
+    --namespace "$NAMESPACE" --secrets-file "$SECRETS_FILE")" \
+    || die "not applying k8s/overlays/$(basename "$1") (see above)"
+  RERUNS=() WAITS=()
+  while read -r what name; do
+    case "$what" in
+      rerun) RERUNS+=("${name#job/}") ;;
+      wait) WAITS+=("$name") ;;
+    esac
+  done <<<"$plan"
+}
+
+# Wait for every workload of the plan: a Job until it completes, the others until their
+# rollout has finished (the new pods ready, the old ones gone).
+wait_rollouts() {
+  local workload
+  for workload in "${WAITS[@]}"; do
+    case "$workload" in
+      job/*) wait_job "${workload#job/}" ;;
+      *) kc rollout status "$workload" --timeout="${TIMEOUT}s" ;;
+    esac
   done
 }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The APOD pipeline on a local minikube cluster, in one command: check the tools, start
-# (or reuse) the profile, build the images and load them into it under this build's
-# content tags, create the Secrets, apply k8s/overlays/minikube, wait until everything
-# runs, forward the UI to 127.0.0.1:8080. Run again after a rebuild: the Deployments roll
-# onto the new images.
+# (or reuse) the profile, build the images and load them into it under their content
+# tags (or push them to APOD_IMAGE_REGISTRY), create the Secrets, apply
+# k8s/overlays/minikube, wait until everything runs, forward the UI to 127.0.0.1:8080.
+# Run again after a change: what runs a changed image rolls.
 #
 #   scripts/k8s-minikube-up.sh      (make minikube-up)
 #
@@ -38,12 +38,16 @@ else
     --memory "$MINIKUBE_MEMORY" --cpus "$MINIKUBE_CPUS" "${as_root[@]}" ${MINIKUBE_START_ARGS:-}
 fi
 
+# From APOD_IMAGE_REGISTRY when it names a registry the node reaches; otherwise loaded
+# into the node (k8s/README.md: why minikube does not take kind's local registry).
 build_images
-tag_images
-for image in "${LOAD_IMAGES[@]}"; do
-  log "loading $image into $PROFILE"
-  minikube image load --profile "$PROFILE" --overwrite=true "$image"
-done
+publish_images "${APOD_IMAGE_REGISTRY:-}"
+if [ -z "$IMAGE_REGISTRY" ]; then
+  for image in "${CLUSTER_IMAGES[@]}"; do
+    log "loading $image into $PROFILE"
+    minikube image load --profile "$PROFILE" --overwrite=true "$image"
+  done
+fi
 
 deploy minikube
 start_port_forward

@@ -194,7 +194,8 @@ def check_room(
                 FAIL,
                 "node size",
                 f"{node}; the stack asks for {floor_millicpus}m CPU and {floor_mib} MiB at "
-                "its busiest (control plane, Airflow, Postgres, object store, two load pods): "
+                "its busiest (control plane, Airflow, Postgres, object store, two load pods, a "
+                "rollout's surge): "
                 "pods would stay Pending",
                 resize,
             )

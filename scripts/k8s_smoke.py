@@ -39,6 +39,7 @@ sys.path[:0] = [str(REPO / "dags"), str(REPO / "scripts")]
 from deploy_env import read_env  # noqa: E402
 
 from apod_pipeline.by_hand import Placement  # noqa: E402
+from apod_pipeline.placement import beside_data_holder  # noqa: E402
 from apod_pipeline.settings import Settings  # noqa: E402
 from apod_pipeline.steps import DATA, DATA_CSV, DVC_REMOTE, END, RUN_ID, START  # noqa: E402
 from apod_tools.runner import Runner, failure  # noqa: E402
@@ -154,8 +155,8 @@ class Cluster:
         return json.loads(result.stdout)
 
     def settings(self) -> dict[str, str]:
-        """The ConfigMap the scheduler runs with: APOD_IMAGE_TAG, APOD_API_URL."""
-        spec = self.object("deployment", "airflow-scheduler")["spec"]["template"]["spec"]
+        """The ConfigMap the scheduler runs with: APOD_IMAGE_TAGS, APOD_API_URL..."""
+        spec = self.object("statefulset", "airflow-scheduler")["spec"]["template"]["spec"]
         (source,) = spec["containers"][0]["envFrom"]
         return self.object("configmap", source["configMapRef"]["name"])["data"]
 
@@ -170,8 +171,9 @@ class Cluster:
         return result.stdout
 
     @contextlib.contextmanager
-    def reader(self, image: str) -> Iterator[str]:
-        """A pod with apod-data mounted read-only, under the namespace's restricted rules."""
+    def reader(self, image: str, holder: str | None = None) -> Iterator[str]:
+        """A pod with apod-data mounted read-only, under the namespace's restricted rules;
+        beside the data holder, on the multinode overlay's ReadWriteOnce storage."""
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -207,6 +209,8 @@ class Cluster:
                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "apod-data"}}],
             },
         }  # fmt: skip
+        if holder:
+            pod["spec"]["affinity"] = beside_data_holder(holder)
         applied = self.kubectl("apply", "-f", "-", stdin=json.dumps(pod).encode())
         if applied.returncode != 0:
             raise RuntimeError(f"reader pod: {applied.stderr.decode().strip()}")
@@ -218,9 +222,9 @@ class Cluster:
         finally:
             self.kubectl("delete", "pod", READER, "--ignore-not-found", "--wait=false")
 
-    def evidence(self, start: str, end: str, image: str) -> Evidence:
+    def evidence(self, start: str, end: str, image: str, holder: str | None) -> Evidence:
         rows = self.read(rows_query(start, end), "postgres-0", "postgres")
-        with self.reader(image) as pod:
+        with self.reader(image, holder) as pod:
             return Evidence(
                 rows=rows,
                 csv=self.read(["cat", f"{DATA.path}/{DATA_CSV}"], pod, "reader"),
@@ -365,10 +369,16 @@ def main(argv: list[str]) -> int:
         )
         cluster = Cluster(context, env)
         config = cluster.settings()
-        settings = Settings(api_url=config["APOD_API_URL"], image_tag=config["APOD_IMAGE_TAG"])
+        # The cluster's API and its images (registry, each step image's tag); the by-hand
+        # run keeps its own DVC remote.
+        settings = Settings.from_env(
+            {k: v for k, v in config.items() if k.startswith("APOD_IMAGE_") or k == "APOD_API_URL"}
+        )
         if ran.returncode == 0:
             log("reading what the cluster left")
-            in_cluster = cluster.evidence(args.start, args.end, settings.image("version"))
+            in_cluster = cluster.evidence(
+                args.start, args.end, settings.image("version"), config.get("APOD_K8S_DATA_HOLDER")
+            )
             log("running the same images by hand")
             nasa_key = read_env(Path(env["APOD_K8S_SECRETS_FILE"]))["NASA_API_KEY"]
             hand = by_hand(settings, nasa_key, cluster.postgres_image(), args.start, args.end)

@@ -7,11 +7,12 @@ this checkout's data/ directory, committing the .dvc change into this checkout.
 The steps, their arguments and their order are the DAGs' (dags/apod_pipeline), rendered
 by apod_pipeline.by_hand. Reads APOD_API_URL, NASA_API_KEY (or NASA_API_KEY_FILE),
 APOD_DATABASE_URL (or _FILE, or libpq's PG* variables), APOD_EXTRACT_CONCURRENCY,
-APOD_DVC_REMOTE, APOD_GIT_REMOTE, APOD_RUN_ID and APOD_LOG_LEVEL from the environment, as
-the host sees them: the containers use the host's network, so 127.0.0.1 means the same
-thing inside. Secrets are handed to `docker run` by variable name (-e NAME), never by
-value; *_FILE variables and PGPASSFILE are mounted read-only. Standard library only: a
-plain python3 runs it, no virtualenv needed.
+APOD_DVC_REMOTE, APOD_GIT_REMOTE, APOD_RUN_ID (default "manual", the steps' own: a rerun
+resumes the same batch) and APOD_LOG_LEVEL from the environment, as the host sees them:
+the containers use the host's network, so 127.0.0.1 means the same thing inside. Secrets
+are handed to `docker run` by variable name (-e NAME), never by value; *_FILE variables
+and PGPASSFILE are mounted read-only. Standard library only: a plain python3 runs it, no
+virtualenv needed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "dags"), str(REPO / "scripts")]
 
-from apod_pipeline.by_hand import checkout_placement  # noqa: E402
+from apod_pipeline.by_hand import DEFAULT_RUN_ID, checkout_placement  # noqa: E402
 from apod_pipeline.settings import Settings  # noqa: E402
 from apod_pipeline.steps import END, RUN_ID, START, Checkout  # noqa: E402
 from apod_tools.runner import Runner, failure  # noqa: E402
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("end", nargs="?", help="last day, inclusive (default: START)")
     args = parser.parse_args(argv)
     environ = dict(os.environ)
-    run_id = environ.get("APOD_RUN_ID") or f"manual__{dt.datetime.now(dt.UTC):%Y-%m-%dT%H-%M-%SZ}"
+    run_id = environ.get("APOD_RUN_ID") or DEFAULT_RUN_ID
     where = checkout(REPO, environ)
     for directory in (where.data_dir, where.local_remote):
         if directory:  # before Docker creates them, owned by root

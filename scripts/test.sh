@@ -36,7 +36,7 @@ log "services"
 scripts/ensure-docker.sh
 
 log "images"
-scripts/build-images.sh
+PYTHONPATH=tools python3 -m apod_build
 
 log "tests"
 scripts/ensure-test-postgres.sh --run .venv/bin/pytest "$@"

@@ -20,6 +20,10 @@ from apod_pipeline.settings import Settings
 from apod_pipeline.steps import DATA, Checkout, RunValue, Step, Volume
 
 SECRET_FILES = "/run/secrets"  # noqa: S105 - a directory, not a value
+# A run by hand without APOD_RUN_ID: the steps' own default, repeated from
+# images/common/apod_common/settings.py (which says why it is a fixed name); a DAG test
+# keeps the two equal.
+DEFAULT_RUN_ID = "manual"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
-from apod_pipeline import backfill
+from apod_pipeline import alerts, backfill
 from apod_pipeline.lineage import event_extra, parse_summary, sources
 from apod_pipeline.settings import Settings
 from apod_pipeline.steps import Output, RunValue, Step, steps
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 OWNER = "apod"
 FIRST_APOD = datetime(1995, 6, 16, tzinfo=UTC)
+SCHEDULE = "@daily"
+# One data interval of SCHEDULE (a DAG test checks it against Airflow's own timetable):
+# the lateness deadline counts from a run's logical date, the start of its interval.
+DATA_INTERVAL = timedelta(days=1)
 
 DEFAULT_ARGS = {
     "owner": OWNER,
@@ -145,6 +149,12 @@ and so is everything downstream. Exit 2, 3 or 4 (bad arguments,
 bad input, refused by the API) fails at once; other failures are retried three times
 with exponential backoff. Re-running a date is safe: every step is idempotent.
 
+## Alerts
+A task that fails for good, a failed run, and a scheduled run still unfinished
+`APOD_ALERT_LATE_AFTER` (default 6h) after its day ended each send one message, by
+e-mail (connection `apod_smtp`) and to a webhook (`apod_alert_webhook`) when those are
+set. What it says and what to do: "When a night fails" in compose/README.md.
+
 ## Secrets
 {secrets}
 """
@@ -166,7 +176,7 @@ def build_dag(
         # Interval timetable: a run starts after its day is over, and `ds` is that day.
         # (A plain "@daily" in Airflow 3 is a trigger timetable whose `ds` is the day
         # just beginning, for which APOD has not published yet.)
-        schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+        schedule=CronDataIntervalTimetable(SCHEDULE, timezone="UTC"),
         # The first APOD. catchup=False keeps the scheduler from walking back to it; a
         # later date would make Airflow create no task instances for runs (dags test,
         # manual triggers) whose logical date is earlier.
@@ -174,11 +184,13 @@ def build_dag(
         catchup=False,
         max_active_runs=1,
         dagrun_timeout=timedelta(hours=4),
-        default_args=DEFAULT_ARGS,
+        default_args={**DEFAULT_ARGS, **alerts.TASK_ARGUMENTS},
         params=params(),
         user_defined_macros=MACROS,
         doc_md=DOC_MD.format(runner=runner, dag_id=dag_id, secrets=secrets_doc),
         tags=["apod", "etl", *tags],
+        # Failure and lateness alerts (alerts.py): a run's failure callback, its deadline.
+        **alerts.dag_arguments(settings, DATA_INTERVAL),
     )
     with dag:
         tasks = {}

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.docker.operators.docker import DockerOperator
 from docker.types import Mount
 
-from apod_pipeline import secrets
+from apod_pipeline import docker_contract, secrets
 from apod_pipeline.dag import attach_figures, build_dag, outlets, templated_arguments
 from apod_pipeline.exit_codes import NOTHING_TO_DO
 from apod_pipeline.lineage import summary_line
 from apod_pipeline.retry import DOCKER_RETRY_POLICY
 from apod_pipeline.settings import Settings
-from apod_pipeline.steps import DATA, DVC_REMOTE, Output, SecretEnv, Step
+from apod_pipeline.steps import Output, SecretEnv, Step
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -76,9 +76,9 @@ def docker_cpus(quantity: str) -> float:
 
 
 def docker_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
-    named_volumes = {DATA.name: settings.data_volume, DVC_REMOTE.name: settings.dvc_volume}
     mounts = [
-        Mount(target=v.path, source=named_volumes[v.name], type="volume") for v in step.volumes
+        Mount(target=v.path, source=docker_contract.volume_source(v, settings), type="volume")
+        for v in step.volumes
     ]
     return {
         "task_id": step.task_id,
@@ -101,7 +101,8 @@ def docker_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "skip_on_exit_code": NOTHING_TO_DO,
         # All lines reach execute(), which keeps the step's JSON summary as the XCom.
         "xcom_all": True,
-        "labels": {"org.apod.pipeline": "apod", "org.apod.step": step.task_id},
+        # What the Docker gate lets the container calls through for (images/docker-gate).
+        "labels": docker_contract.labels(step),
         "execution_timeout": step.execution_timeout,
         "retry_policy": DOCKER_RETRY_POLICY,
         "outlets": outlets(step),

@@ -10,9 +10,14 @@ UPSTREAM_REFUSED = 4
 UPSTREAM_UNAVAILABLE = 5
 NOTHING_TO_DO = 99  # -> skip_on_exit_code: the task is skipped, and so is everything downstream
 
-# Retrying cannot change the outcome: the task fails at once instead of burning retries.
-NOT_RETRYABLE = {
+# What a failed step's code means, as the retry policy and the alerts say it.
+MEANING = {
     USAGE: "bad arguments",
     BAD_INPUT: "bad or missing input",
     UPSTREAM_REFUSED: "refused by upstream",
+    UPSTREAM_UNAVAILABLE: "upstream or store unavailable",
 }
+UNEXPECTED = "unexpected error"
+
+# Retrying cannot change the outcome: the task fails at once instead of burning retries.
+NOT_RETRYABLE = {code: MEANING[code] for code in (USAGE, BAD_INPUT, UPSTREAM_REFUSED)}

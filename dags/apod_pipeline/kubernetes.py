@@ -4,6 +4,10 @@ Pods run in APOD_K8S_NAMESPACE under the restricted Pod Security Standard, mount
 PVC `apod-data` at /data (and, only when APOD_DVC_REMOTE is a path rather than the
 deployments' s3:// store, `apod-dvc-remote` at /dvc-remote for version), and take their
 secrets from the Secret `apod-secrets` by secretKeyRef: the DAG holds names only.
+
+A pod is kept after its task only when it failed, for inspection, and only the newest
+APOD_K8S_FAILED_PODS_KEPT of those; a pod that never started (or still runs) when its
+task gives up is deleted, so that it cannot start late beside the retry's.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from urllib3.exceptions import HTTPError
 from apod_pipeline.dag import attach_figures, build_dag, outlets, templated_arguments
 from apod_pipeline.exit_codes import NOTHING_TO_DO
 from apod_pipeline.lineage import summary_line
+from apod_pipeline.placement import beside_data_holder
 from apod_pipeline.retry import POD_RETRY_POLICY
 from apod_pipeline.settings import Settings
 from apod_pipeline.steps import DATA, DVC_REMOTE, Output, Step
@@ -42,6 +47,7 @@ TMP_SIZE = "256Mi"
 # follow. The tail of the log holds it, however long the step's log is.
 SUMMARY_TAIL_LINES = 50
 XCOM_RETURN_KEY = "return_value"  # what a task's returned value is kept under
+POD_NAME = "apod-pipeline"  # every step pod's app.kubernetes.io/name
 
 _RUNTIME_DEFAULT = k8s.V1SeccompProfile(type="RuntimeDefault")
 
@@ -89,7 +95,9 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "name": "apod-" + step.task_id.replace("_", "-"),
         "namespace": settings.k8s_namespace,
         "image": settings.image(step.image),
-        "image_pull_policy": "IfNotPresent",  # images are loaded into the cluster, no registry
+        # Each image's name is its content (APOD_IMAGE_TAGS): once on a node, never stale.
+        "image_pull_policy": "IfNotPresent",
+        **image_pull_kwargs(settings),
         "arguments": templated_arguments(step),  # the image's ENTRYPOINT is the step's CLI
         "env_vars": [k8s.V1EnvVar(name=k, value=v) for k, v in step.environment.items()],
         "secrets": [Secret("env", ref.env, SECRET_NAME, ref.secret_key) for ref in step.secrets],
@@ -104,7 +112,7 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         # The steps never talk to the Kubernetes API.
         "automount_service_account_token": False,
         "labels": {
-            "app.kubernetes.io/name": "apod-pipeline",
+            "app.kubernetes.io/name": POD_NAME,
             "app.kubernetes.io/component": step.task_id.replace("_", "-"),
         },
         "skip_on_exit_code": NOTHING_TO_DO,
@@ -112,8 +120,15 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         # reads the summary line from the pod's log and pushes it itself.
         "do_xcom_push": False,
         "get_logs": True,
-        # A failed pod stays for `kubectl describe`/`logs`; succeeded ones go.
+        # A failed pod stays for `kubectl describe`/`logs`; succeeded ones go. (What
+        # else goes, and how many failed ones stay: ApodPodOperator.process_pod_deletion.)
         "on_finish_action": "delete_succeeded_pod",
+        # Waiting to be scheduled, then to start (image pull included): one setting.
+        "schedule_timeout_seconds": settings.k8s_pod_start_timeout,
+        "startup_timeout_seconds": settings.k8s_pod_start_timeout,
+        "failed_pods_kept": settings.k8s_failed_pods_kept,
+        # On several nodes with ReadWriteOnce storage: beside the pod holding apod-data.
+        "affinity": beside_data_holder(settings.k8s_data_holder) if DATA in step.volumes else None,
         # The step's one-line reason becomes the pod's termination message.
         "termination_message_policy": "FallbackToLogsOnError",
         "execution_timeout": step.execution_timeout,
@@ -121,6 +136,13 @@ def pod_kwargs(step: Step, settings: Settings) -> dict[str, Any]:
         "outlets": outlets(step),
         "step_outputs": step.outputs,
     }
+
+
+def image_pull_kwargs(settings: Settings) -> dict[str, Any]:
+    """The pull secret of a registry that wants one (APOD_IMAGE_PULL_SECRET)."""
+    if not settings.image_pull_secret:
+        return {}
+    return {"image_pull_secrets": [k8s.V1LocalObjectReference(name=settings.image_pull_secret)]}
 
 
 def pod_summary(client: CoreV1Api, pod: k8s.V1Pod, container: str) -> str | None:
@@ -144,15 +166,83 @@ def pod_summary(client: CoreV1Api, pod: k8s.V1Pod, container: str) -> str | None
     return summary_line(text)
 
 
+def prune_failed_pods(client: CoreV1Api, namespace: str, keep: int) -> list[str]:
+    """Delete the failed step pods beyond the newest `keep`; returns their names. A pod
+    already gone (another task pruned it) is no error."""
+    pods = client.list_namespaced_pod(
+        namespace=namespace,
+        label_selector=f"app.kubernetes.io/name={POD_NAME}",
+        field_selector="status.phase=Failed",
+    ).items
+    pods.sort(key=lambda pod: (pod.metadata.creation_timestamp, pod.metadata.name), reverse=True)
+    deleted = []
+    for pod in pods[keep:]:
+        try:
+            client.delete_namespaced_pod(name=pod.metadata.name, namespace=namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        deleted.append(pod.metadata.name)
+    return deleted
+
+
 class ApodPodOperator(KubernetesPodOperator):
     """KubernetesPodOperator whose XCom is the step's summary line, read back from the
     pod's log (no XCom sidecar: no second image in the cluster, no second output
-    contract), and whose asset events carry the step's figures, as on Docker."""
+    contract), whose asset events carry the step's figures, as on Docker, and which
+    leaves no pod behind but failed ones, up to `failed_pods_kept`."""
 
-    def __init__(self, *, step_outputs: Sequence[Output] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        step_outputs: Sequence[Output] = (),
+        failed_pods_kept: int = 10,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.step_outputs = tuple(step_outputs)
+        self.failed_pods_kept = failed_pods_kept
         self.summary: str | None = None
+
+    def process_pod_deletion(self, pod: k8s.V1Pod, *, reraise: bool = True) -> bool:
+        """Delete the pod unless it failed. The pod's phase is read again: the copy the
+        operator holds may be the Pending one it created, when it gave up waiting for
+        it to start. A pod that never started (or still runs) when its task gives up is
+        deleted too: left there, it would start whenever the node allows, beside the
+        retry's. A failed pod is kept, and the oldest failed ones beyond
+        `failed_pods_kept` are removed."""
+        if pod is None:
+            return False
+        try:
+            current = self.client.read_namespaced_pod(
+                name=pod.metadata.name, namespace=pod.metadata.namespace
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False  # gone already
+            if reraise:
+                raise
+            self.log.warning("pod %s not read, left as it is: %s", pod.metadata.name, exc.reason)
+            return False
+        try:
+            if current.status.phase == "Failed":
+                self.log.info("keeping failed pod %s for inspection", pod.metadata.name)
+                deleted = False
+            else:
+                self.log.info("deleting pod %s (%s)", pod.metadata.name, current.status.phase)
+                self.pod_manager.delete_pod(current)
+                deleted = True
+            pruned = prune_failed_pods(
+                self.client, current.metadata.namespace, self.failed_pods_kept
+            )
+            if pruned:
+                self.log.info("deleted older failed pods: %s", ", ".join(pruned))
+        except (ApiException, HTTPError) as exc:
+            if reraise:
+                raise
+            self.log.warning("pod clean-up incomplete: %s", exc)
+            return False
+        return deleted
 
     def await_pod_completion(self, pod: k8s.V1Pod) -> None:
         super().await_pod_completion(pod)

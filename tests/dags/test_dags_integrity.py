@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,15 @@ def test_exit_codes_match_the_steps():
     assert steps_codes.UPSTREAM_UNAVAILABLE not in exit_codes.NOT_RETRYABLE
 
 
+def test_paths_and_run_id_match_the_steps():
+    from apod_common import layout, settings
+    from apod_pipeline import by_hand, steps
+
+    assert steps.DATA_CSV == layout.CSV_NAME
+    assert steps.DATA.path == settings.DEFAULT_DATA_DIR
+    assert by_hand.DEFAULT_RUN_ID == settings.DEFAULT_RUN_ID
+
+
 def test_settings_come_from_the_interface_variables():
     from apod_pipeline.settings import ENV_NAMES, PARSERS, Settings
 
@@ -161,11 +171,21 @@ def test_settings_come_from_the_interface_variables():
         "apod",
         None,
     )
+    # A text each parsed setting accepts, and what it becomes.
+    parsed = {
+        "extract_concurrency": ("7", 7),
+        "alert_late_after": ("90m", timedelta(minutes=90)),
+        "image_registry": ("registry.example.com:5000/apod/", "registry.example.com:5000/apod"),
+        "image_tags": ("extract=1.0,load=1.0-k8s.1", (("extract", "1.0"), ("load", "1.0-k8s.1"))),
+        "k8s_pod_start_timeout": ("7", 7),
+        "k8s_failed_pods_kept": ("0", 0),
+    }
+    assert set(parsed) == set(PARSERS)
     texts = {var: f"value-of-{var}" for var in ENV_NAMES.values()}
-    environ = texts | {ENV_NAMES[name]: "7" for name in PARSERS}
+    environ = texts | {ENV_NAMES[name]: text for name, (text, _) in parsed.items()}
     overridden = Settings.from_env(environ)
     for name, var in ENV_NAMES.items():
-        expected = 7 if name in PARSERS else f"value-of-{var}"
+        expected = parsed[name][1] if name in PARSERS else f"value-of-{var}"
         assert getattr(overridden, name) == expected, name
     # Empty means unset, as in a compose file's `${VAR:-}`.
     assert Settings.from_env(dict.fromkeys(ENV_NAMES.values(), "")) == Settings()
@@ -177,3 +197,44 @@ def test_a_bad_extract_concurrency_names_its_variable(text):
 
     with pytest.raises(ValueError, match="APOD_EXTRACT_CONCURRENCY"):
         Settings.from_env({"APOD_EXTRACT_CONCURRENCY": text})
+
+
+@pytest.mark.parametrize(
+    ("deployment", "expected"),
+    [
+        ("compose", {"apod_etl"}),
+        ("kubernetes", {"apod_etl_k8s"}),
+        ("", set(EXPECTED_DAG_IDS.values())),
+    ],
+)
+def test_each_deployment_parses_only_its_own_dag(monkeypatch, deployment, expected):
+    """APOD_DEPLOYMENT (docker-compose.yml: compose; k8s/base/airflow/kubernetes.env:
+    kubernetes) picks the DAG; the other file defines none and is no import error."""
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    monkeypatch.setenv("APOD_DEPLOYMENT", deployment)
+    bag = BundleDagBag(dag_folder=DAGS_DIR, bundle_path=DAGS_DIR)
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == expected
+
+
+def test_a_deployment_that_names_none_is_an_import_error(monkeypatch):
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    monkeypatch.setenv("APOD_DEPLOYMENT", "swarm")
+    bag = BundleDagBag(dag_folder=DAGS_DIR, bundle_path=DAGS_DIR)
+    assert set(bag.dag_ids) == set()
+    assert all("APOD_DEPLOYMENT" in error for error in bag.import_errors.values())
+    assert len(bag.import_errors) == 2
+
+
+def test_the_deployments_name_their_dags_where_they_run():
+    """compose says `compose`, the Kubernetes ConfigMap `kubernetes`."""
+    import yaml
+
+    from apod_pipeline.deployment import COMPOSE, ENV, KUBERNETES
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert compose["x-airflow-common"]["environment"][ENV] == COMPOSE
+    k8s_env = (REPO / "k8s" / "base" / "airflow" / "kubernetes.env").read_text()
+    assert f"{ENV}={KUBERNETES}" in k8s_env.splitlines()

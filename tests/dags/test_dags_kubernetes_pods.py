@@ -76,10 +76,10 @@ def test_restricted_pod_security_standard(pods, task_id):
     ("task_id", "requests", "limits"),
     [
         ("extract", {"cpu": "100m", "memory": "128Mi"}, {"cpu": "500m", "memory": "256Mi"}),
-        ("transform", {"cpu": "250m", "memory": "256Mi"}, {"cpu": "1", "memory": "1Gi"}),
-        ("load_postgres", {"cpu": "250m", "memory": "256Mi"}, {"cpu": "1", "memory": "1Gi"}),
-        ("load_csv", {"cpu": "250m", "memory": "256Mi"}, {"cpu": "1", "memory": "1Gi"}),
-        ("version", {"cpu": "250m", "memory": "256Mi"}, {"cpu": "1", "memory": "1Gi"}),
+        ("transform", {"cpu": "200m", "memory": "256Mi"}, {"cpu": "1", "memory": "1Gi"}),
+        ("load_postgres", {"cpu": "200m", "memory": "256Mi"}, {"cpu": "1", "memory": "1Gi"}),
+        ("load_csv", {"cpu": "200m", "memory": "256Mi"}, {"cpu": "1", "memory": "1Gi"}),
+        ("version", {"cpu": "200m", "memory": "256Mi"}, {"cpu": "1", "memory": "1Gi"}),
     ],
 )
 def test_resources_image_and_arguments(pods, task_id, requests, limits):
@@ -162,6 +162,52 @@ def test_operator_lifecycle_arguments(k8s_dag, task_id):
     assert task.image_pull_policy == "IfNotPresent"
     assert task.namespace == "apod"
     assert task.deferrable is False
+    # One launch timeout for scheduling and for starting (image pull included).
+    assert task.startup_timeout_seconds == task.schedule_timeout_seconds == 600
+    assert task.failed_pods_kept == 10
+    assert not task.affinity  # one node: no placement rule
+
+
+def test_launch_timeout_bound_and_placement_follow_the_settings():
+    from apod_pipeline.kubernetes import pod_task
+    from apod_pipeline.placement import beside_data_holder
+    from apod_pipeline.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "APOD_K8S_POD_START_TIMEOUT": "45",
+            "APOD_K8S_FAILED_PODS_KEPT": "0",
+            "APOD_K8S_DATA_HOLDER": "apod-data-holder",
+        }
+    )
+    for step in steps(settings):
+        task = pod_task(step, settings)
+        assert task.startup_timeout_seconds == task.schedule_timeout_seconds == 45
+        assert task.failed_pods_kept == 0
+        # Every step mounts the data volume: each is held beside its holder.
+        assert task.affinity.to_dict()["pod_affinity"] is not None, step.task_id
+        rule = beside_data_holder("apod-data-holder")["podAffinity"]
+        (term,) = rule["requiredDuringSchedulingIgnoredDuringExecution"]
+        (rendered,) = task.affinity.pod_affinity.required_during_scheduling_ignored_during_execution
+        assert rendered.topology_key == term["topologyKey"] == "kubernetes.io/hostname"
+        assert rendered.label_selector.match_labels == {
+            "app.kubernetes.io/name": "apod-data-holder"
+        }
+
+
+@pytest.mark.parametrize(
+    ("variable", "text"),
+    [
+        ("APOD_K8S_POD_START_TIMEOUT", "0"),
+        ("APOD_K8S_POD_START_TIMEOUT", "ten"),
+        ("APOD_K8S_FAILED_PODS_KEPT", "-1"),
+    ],
+)
+def test_a_bad_pod_setting_names_its_variable(variable, text):
+    from apod_pipeline.settings import Settings
+
+    with pytest.raises(ValueError, match=variable):
+        Settings.from_env({variable: text})
 
 
 def test_manual_backfill_pod_arguments():

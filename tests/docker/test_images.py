@@ -1,6 +1,6 @@
 """The images themselves: what each one installs, runs and shares.
 
-Every image scripts/build-images.sh knows (`--tags`) is checked; what an image should hold
+Every image the builder knows (`python3 -m apod_build --tags`) is checked; what an image should hold
 is read from its Dockerfile (built over apod-package-builder: its folder's package; an
 `apod-install --group` line: that group) and the workspace lock, not from a list.
 """
@@ -11,7 +11,6 @@ import json
 import os
 import re
 import secrets
-import subprocess
 import time
 import tomllib
 from functools import cache
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 from packaging.markers import Marker
 from packaging.utils import canonicalize_name
+from support.builds import build_images
 from support.services import REPO, VERSION, docker, docker_available
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
@@ -27,11 +27,9 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
 @cache
 def tags() -> dict[str, str]:
-    listing = subprocess.run(
-        [str(REPO / "scripts" / "build-images.sh"), "--tags"],
-        capture_output=True, text=True, check=True, timeout=30,
-    ).stdout  # fmt: skip
-    return dict(line.split() for line in listing.splitlines())
+    listing = build_images("--tags", timeout=30)
+    assert listing.returncode == 0, listing.stderr
+    return dict(line.split() for line in listing.stdout.splitlines())
 
 
 def dockerfile(name: str) -> str:
@@ -59,7 +57,7 @@ def installs(name: str) -> tuple[str, str] | None:
     if not re.search(r"^COPY --from=\S+ (--chown=\S+ )?/opt/apod /opt/apod$", text, re.M):
         return None
     # apod-package-builder's triggers install package apod-<STEP>, STEP the folder's name
-    # (scripts/build-images.sh passes it).
+    # (the builder passes it: images/build.toml).
     if re.search(r"^FROM apod-package-builder:", text, re.M):
         return ("package", f"apod-{name}")
     match = re.search(r"apod-install --group ([a-z0-9-]+)\s*$", text, re.M)
@@ -245,18 +243,33 @@ def test_postgres_image_initialises_a_named_volume_as_its_own_user(tmp_path: Pat
 
 def test_builds_announce_each_image_and_make_the_bases_in_the_same_graph(tmp_path: Path):
     """`--announce DIR` (what compose-up.sh starts services by) marks every image it built,
-    the ones built FROM included; the bases are nodes of the graph, each reported once."""
+    the ones built FROM included; the bases are nodes of the graph, each reported once in
+    the JSON build report, which says what was built, after what, and where it logged."""
     require("version")
     require("postgres")
-    result = subprocess.run(
-        [str(REPO / "scripts" / "build-images.sh"), "--announce", str(tmp_path),
-         "version", "postgres"],
-        capture_output=True, text=True, timeout=600, check=False,
+    announced, report = tmp_path / "announced", tmp_path / "report.json"
+    announced.mkdir()
+    result = build_images(
+        "--announce", str(announced), "--report", str(report), "version", "postgres",
+        timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "base", "builder", "package-builder", "postgres", "version",
-    ]  # fmt: skip
-    output = result.stdout + result.stderr
-    assert sorted(re.findall(r"^build-images: base (\w+) ", output, re.M)) == ["debian", "python"]
-    assert re.search(r"^build-images: 5 image\(s\) in \d+s", output, re.M)
+    built = ["base", "builder", "package-builder", "postgres", "version"]
+    assert sorted(p.name for p in announced.iterdir()) == built
+    run = json.loads(report.read_text())
+    assert (run["outcome"], run["requested"], run["totals"]["built"]) == (
+        "built", ["version", "postgres"], 5,
+    )  # fmt: skip
+    assert sorted(b["name"] for b in run["bases"]) == ["debian", "python"]
+    images = {i["name"]: i for i in run["images"]}
+    assert sorted(images) == built
+    assert images["version"]["tag"] == tags()["version"]
+    assert images["version"]["parents"] == ["package-builder", "base"]
+    assert images["postgres"]["parents"] == ["@debian"]
+    ends = {f"@{b['name']}": b["end"] for b in run["bases"]}
+    ends |= {i["name"]: i["end"] for i in run["images"]}
+    for node in run["images"]:
+        assert node["size"] > 0
+        assert (REPO / node["log"]).is_file()
+        # Built after its parents: nothing starts before what it builds FROM is there.
+        assert all(node["start"] >= ends[parent] for parent in node["parents"])

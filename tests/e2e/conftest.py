@@ -1,100 +1,16 @@
-"""The compose and browser tests' stack: one of their own per session.
-
-The session fixture writes an env file with its own project name, ports, volume and
-network names (e2e/stack.py), does what `make demo` does against it
-(scripts/compose-up.sh --offline, then one run of apod_etl for DEMO_DATE) and removes the
-stack with its volumes at the end (APOD_KEEP_STACK=1 leaves it running to look at).
-Any other stack, the user's `make up` included, is never reused, changed or stopped:
-the fixture checks at the end that every container and volume that was not its own is
-still there as it was.
-"""
+"""The compose and browser tests: their stack is the session's `compose_stack`
+(tests/support/compose_stack.py, shared with the fault tier)."""
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.services import REPO, docker, docker_available
+from support.compose_stack import shared_stack
+from support.services import REPO
 
-from e2e.stack import DEMO_DATE, UP_TIMEOUT, Stack, new_env_file
-
-
-def others(stack: Stack) -> dict[str, dict]:
-    """The containers (project, state, start time, restarts) and volumes of every other
-    compose project: what a stack of the user's is made of."""
-    ids = docker("ps", "-aq", "--filter", "label=com.docker.compose.project").stdout.split()
-    containers = {}
-    for info in json.loads(docker("inspect", *ids).stdout) if ids else []:
-        if info["Config"]["Labels"].get("com.docker.compose.project") == stack.project:
-            continue
-        state, project = info["State"], info["Config"]["Labels"]["com.docker.compose.project"]
-        containers[info["Id"]] = (
-            project,
-            state["Status"],
-            state["StartedAt"],
-            info["RestartCount"],
-        )
-    listing = docker(
-        "volume", "ls", "--filter", "label=com.docker.compose.project",
-        "--format", '{{.Name}} {{.Label "com.docker.compose.project"}}',
-    ).stdout.split("\n")  # fmt: skip
-    volumes = {
-        name: project
-        for name, _, project in (line.partition(" ") for line in listing if line)
-        if project != stack.project
-    }
-    return {"containers": containers, "volumes": volumes}
-
-
-def leftovers(stack: Stack) -> list[str]:
-    """What of this stack is still there after its teardown."""
-    label = f"label=com.docker.compose.project={stack.project}"
-    found = docker("ps", "-aq", "--filter", label).stdout.split()
-    found += docker("ps", "-aq", "--filter", f"network={stack.network}").stdout.split()
-    exists = [docker("volume", "inspect", v, check=False).returncode == 0 for v in stack.volumes]
-    found += [v for v, there in zip(stack.volumes, exists, strict=True) if there]
-    found += docker("volume", "ls", "-q", "--filter", label).stdout.split()
-    found += docker("network", "ls", "-q", "--filter", f"name=^{stack.network}$").stdout.split()
-    return found
-
-
-@pytest.fixture(scope="session")
-def compose_stack(tmp_path_factory) -> Iterator[Stack]:
-    if not docker_available():
-        pytest.skip("no Docker engine answers (make test starts one)")
-    stack = Stack(env_file=new_env_file(tmp_path_factory.mktemp("stack") / "stack.env"))
-    before = others(stack)
-    try:
-        started = time.monotonic()
-        up = stack.script("compose-up.sh", "--offline", timeout=UP_TIMEOUT)
-        stack.up_seconds = time.monotonic() - started
-        if up.returncode != 0:
-            pytest.fail(f"compose-up.sh --offline failed ({up.returncode}):\n{up.stderr[-5000:]}")
-        stack.demo = stack.run_dag(DEMO_DATE)
-        yield stack
-    finally:
-        if os.environ.get("APOD_KEEP_STACK") != "1":
-            down = stack.script("compose-down.sh", "--volumes")
-            assert down.returncode == 0, down.stderr[-3000:]
-            assert leftovers(stack) == [], f"{stack.project} was not removed"
-    # Judged on the stacks still up at the end: one its owner took down meanwhile (another
-    # test session's, say) is gone for reasons of its own.
-    after = others(stack)
-    live = {container[0] for container in after["containers"].values()}
-    gone = {v for v, project in before["volumes"].items() if project in live} - set(
-        after["volumes"]
-    )
-    assert not gone, f"volumes of another stack were removed: {sorted(gone)}"
-    changed = {
-        cid: state
-        for cid, state in before["containers"].items()
-        if state[0] in live and after["containers"].get(cid) != state
-    }
-    assert changed == {}, "containers of another stack were stopped, removed or restarted"
+from e2e.stack import Stack
 
 
 @pytest.fixture(scope="session")
@@ -102,3 +18,10 @@ def artifacts_dir() -> Path:
     path = REPO / "artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def compose_stack(tmp_path_factory) -> Iterator[Stack]:
+    """The session's compose stack, the one the fault tier uses too."""
+    with shared_stack(tmp_path_factory) as stack:
+        yield stack

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import requests
 from support.objectstore import ObjectStore
 from support.services import REPO, image
 
@@ -25,9 +26,22 @@ UP_TIMEOUT = 1800
 CSV, DVC_FILE = "apod_data.csv", "apod_data.csv.dvc"
 
 
+# The stack's alerts go to its own alert catcher (compose service alertcatcher, profile
+# alerts), as `.env` settings: what an operator writes to send them to a mail server and a
+# webhook of their own.
+ALERTS = {
+    "COMPOSE_PROFILES": "offline,alerts",
+    "APOD_ALERT_WEBHOOK_URL": "http://alertcatcher:8025/hooks/e2e",
+    "APOD_ALERT_EMAIL_TO": "night-ops@example.org",
+    "APOD_SMTP_HOST": "alertcatcher",
+    "APOD_SMTP_PORT": "1025",
+    "APOD_SMTP_SECURITY": "none",
+}
+
+
 def new_env_file(path: Path) -> Path:
     """The settings of a fresh stack; scripts/compose-env.sh adds the secrets."""
-    deploy_env.new_stack(path, "apod-e2e")
+    deploy_env.new_stack(path, "apod-e2e", **ALERTS)
     return path
 
 
@@ -58,6 +72,12 @@ class Stack:
     @property
     def ui_url(self) -> str:
         return f"http://127.0.0.1:{self.env['APOD_UI_PORT']}"
+
+    def alerts(self, event: str | None = None) -> list[dict]:
+        """What the stack's alert catcher caught, oldest first (`event`: subjects holding it)."""
+        url = f"http://127.0.0.1:{self.env['APOD_ALERTS_PORT']}/messages"
+        caught = requests.get(url, timeout=10).json()
+        return [c for c in caught if event is None or event in c["subject"]]
 
     def object_store(self) -> ObjectStore:
         """The stack's S3 store as the host reaches it: its published port, the stack's key."""
@@ -90,7 +110,7 @@ class Stack:
 
     def compose(self, *args: str, check: bool = True, timeout: int = 300):
         """`docker compose` on this stack, every profile visible."""
-        command = '. scripts/compose-lib.sh && COMPOSE_PROFILES=offline compose "$@"'
+        command = '. scripts/compose-lib.sh && COMPOSE_PROFILES=offline,alerts compose "$@"'
         return self._run(["bash", "-c", command, "compose", *args], timeout, check)
 
     def api(self) -> airflow_api.Airflow:

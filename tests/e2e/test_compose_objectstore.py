@@ -1,7 +1,7 @@
 """The compose stack's object store after the demo run (issue 15): the version step pushed
 the CSV to the stack's S3 store by default, a fresh clone of the data volume's repository
-gets that CSV back byte for byte with the documented restore command (README, "Data
-versions on an object store"), and the store's key shows up in no command line, container
+gets that CSV back byte for byte with the documented restore command (docs/object-store.md,
+"Restore a version"), and the store's key shows up in no command line, container
 configuration, task log or the data repository."""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def test_a_fresh_clone_of_the_data_repository_restores_the_csv(compose_stack):
                     "-A", "/data").stdout.split()  # fmt: skip
         assert DVC_FILE in ls
         assert "apod_data.csv" not in ls
-        # README's restore command: the key by name only, from the caller's environment.
+        # The documented restore command (docs/object-store.md): the key by name only.
         restored = subprocess.run(
             ["docker", "run", "--rm", "--network", compose_stack.network,
              "-v", f"{clone}:/data",

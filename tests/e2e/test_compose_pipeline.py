@@ -189,3 +189,11 @@ def test_the_execution_api_is_built_before_the_first_task_calls_it(compose_stack
     first = re.search(r"method=(\w+) path=(/execution/\S*)", log)
     assert first, "no execution API request in the API server's log"
     assert first.groups() == ("GET", "/execution/health"), first.group(0)
+
+
+def test_compose_parses_only_its_own_dag(compose_stack):
+    """APOD_DEPLOYMENT=compose: the Kubernetes DAG (no cluster here) is not listed, and
+    its file is no import error."""
+    api = compose_stack.api()
+    assert [dag["dag_id"] for dag in api.call("GET", "/api/v2/dags")["dags"]] == [DAG_ID]
+    assert api.call("GET", "/api/v2/importErrors")["total_entries"] == 0

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.compose
 LONG_RUNNING = (
     "postgres",
     "objectstore",
+    "docker-gate",
     "airflow-api-server",
     "airflow-scheduler",
     "airflow-dag-processor",
@@ -41,7 +42,7 @@ def assert_non_root(service: str, info: dict) -> None:
 
 def test_published_ports_are_loopback_only(compose_stack):
     published = {}
-    for service in (*LONG_RUNNING, "apod-testserver"):
+    for service in (*LONG_RUNNING, "apod-testserver", "alertcatcher"):
         bindings_of = inspect(compose_stack, service)["HostConfig"]["PortBindings"] or {}
         for port, bindings in bindings_of.items():
             for binding in bindings:
@@ -50,20 +51,35 @@ def test_published_ports_are_loopback_only(compose_stack):
         "postgres 5432/tcp",
         "objectstore 8333/tcp",
         "airflow-api-server 8080/tcp",
+        "alertcatcher 8025/tcp",  # the catcher's page (profile alerts)
     }
     assert set(published.values()) == {"127.0.0.1"}
 
 
-def test_only_the_scheduler_has_the_docker_socket(compose_stack):
-    for service in (*LONG_RUNNING, "apod-testserver", "apod-db-init", "airflow-init"):
+def test_only_the_docker_gate_has_the_docker_socket(compose_stack):
+    for service in (
+        *LONG_RUNNING,
+        "apod-testserver",
+        "alertcatcher",
+        "apod-db-init",
+        "airflow-init",
+    ):
         info = inspect(compose_stack, service)
         sources = {m.get("Source") for m in info["Mounts"]}
         has_socket = "/var/run/docker.sock" in sources
-        assert has_socket == (service == "airflow-scheduler"), service
+        assert has_socket == (service == "docker-gate"), service
         assert_non_root(service, info)
-    scheduler = inspect(compose_stack, "airflow-scheduler")
     socket = os.stat("/var/run/docker.sock")
-    assert scheduler["HostConfig"]["GroupAdd"] == [str(socket.st_gid)]
+    gate = inspect(compose_stack, "docker-gate")
+    assert gate["HostConfig"]["GroupAdd"] == [str(socket.st_gid)]
+    assert gate["HostConfig"]["ReadonlyRootfs"] is True
+    assert gate["HostConfig"]["CapDrop"] == ["ALL"]
+    assert list(gate["NetworkSettings"]["Networks"]) == [f"{compose_stack.project}_docker-gate"]
+    # The scheduler reaches Docker through the gate only: no socket, not the socket's group.
+    scheduler = inspect(compose_stack, "airflow-scheduler")
+    assert not scheduler["HostConfig"]["GroupAdd"]
+    env = dict(e.split("=", 1) for e in scheduler["Config"]["Env"])
+    assert env["DOCKER_HOST"] == env["APOD_DOCKER_URL"] == "tcp://docker-gate:2375"
     mode = stat.S_IMODE(socket.st_mode)
     assert not mode & stat.S_IWOTH, "the Docker socket must not be world-writable"
 

@@ -10,7 +10,7 @@ every object of the data repository, in the rows, and in an image built with the
 canaries in the build environment (its history, its config and every file of every layer
 of `docker save`).
 
-Here only: every image scripts/build-images.sh builds (Postgres included) runs as
+Here only: every image the builder (python3 -m apod_build) builds (Postgres included) runs as
 non-root. Covered elsewhere and only referenced here:
 - each image's entrypoint answers --help: tests/docker/test_images.py;
 - canaries absent from the DAG's templated fields and serialized DAG:
@@ -44,6 +44,7 @@ import psycopg
 import pytest
 import yaml
 from psycopg import errors, sql
+from support.builds import build_images
 from support.services import (
     REPO,
     apod_test_server,
@@ -140,14 +141,11 @@ def files_containing(root: Path, needles: list[bytes]) -> list[str]:
 
 
 def project_images() -> dict[str, str]:
-    """name -> tag of every image the project builds, as scripts/build-images.sh lists them."""
-    listing = subprocess.run(
-        [str(REPO / "scripts" / "build-images.sh"), "--tags"],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    """name -> tag of every image the project builds, as the builder lists them."""
+    listing = build_images("--tags", timeout=120)
     assert listing.returncode == 0, listing.stderr[-2000:]
     images = dict(line.split() for line in listing.stdout.splitlines() if line.strip())
-    assert images, "build-images.sh --tags listed nothing"
+    assert images, "apod_build --tags listed nothing"
     return images
 
 
@@ -176,10 +174,7 @@ def test_every_image_the_project_builds_runs_as_non_root():
     assert set(images) == {p.parent.name for p in (REPO / "images").glob("*/Dockerfile")}
     missing = [name for name, tag in images.items() if not image_exists(tag)]
     if missing:
-        build = subprocess.run(
-            [str(REPO / "scripts" / "build-images.sh"), *missing],
-            cwd=REPO, capture_output=True, text=True, timeout=3000, check=False,
-        )  # fmt: skip
+        build = build_images(*missing, timeout=3000)
         assert build.returncode == 0, build.stderr[-3000:]
     problems = [problem for tag in images.values() for problem in root_problems(tag)]
     assert problems == []
@@ -187,7 +182,7 @@ def test_every_image_the_project_builds_runs_as_non_root():
 
 @pytest.mark.docker
 def test_no_unlisted_apod_image():
-    """An apod-* image at one of the project's tags that build-images.sh does not list
+    """An apod-* image at one of the project's tags that the builder does not list
     (so the non-root check does not see it) was built some other way: list it there."""
     if not docker_available():
         pytest.skip("no Docker engine answers (make test starts one)")
@@ -387,7 +382,7 @@ def test_canaries_never_in_the_rows(canary: CanaryRuns):
 
 @pytest.mark.docker
 def test_canaries_in_the_build_environment_never_reach_an_image(tmp_path: Path):
-    """The load image (it handles the database secrets) built by scripts/build-images.sh
+    """The load image (it handles the database secrets) built by the builder
     with canaries in its environment, under a tag of its own. A build that passed one in
     (a `--build-arg NAME` takes its value from there) would miss the cache and show it."""
     if not docker_available():
@@ -402,22 +397,17 @@ def test_canaries_in_the_build_environment_never_reach_an_image(tmp_path: Path):
     }
     tag = f"apod-faults-canary-load:{secrets.token_hex(4)}"
     started = time.time()
-    build = subprocess.run(
-        [str(REPO / "scripts" / "build-images.sh"), "--tag", tag, "load"],
-        cwd=REPO, env={**os.environ, **canaries}, capture_output=True, text=True, timeout=1800,
-        check=False,
-    )  # fmt: skip
+    build = build_images("--tag", tag, "load", env={**os.environ, **canaries}, timeout=1800)
     try:
         assert build.returncode == 0, build.stderr[-3000:]
         needles = [key.encode(), password.encode()]
         history = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", tag).stdout
         config = docker("image", "inspect", tag).stdout
+        written = [*(REPO / ".cache").rglob("*.log"), *(REPO / ".cache").rglob("report.json")]
         logs = [
-            path.read_text(errors="replace")
-            for path in (REPO / ".cache").rglob("*.log")
-            if path.stat().st_mtime >= started
+            path.read_text(errors="replace") for path in written if path.stat().st_mtime >= started
         ]
-        assert logs, "build-images.sh left no build log to look at"
+        assert logs, "the builder left no build log to look at"
         for text in (history, config, build.stdout + build.stderr, *logs):
             assert not any(n.decode() in text for n in needles)
         archive = tmp_path / "image.tar"

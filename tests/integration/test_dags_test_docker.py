@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import pytest
 import requests
+from support.alerting import AlertCatcher, alert_settings, connection_env
 from support.dags_test import (
     AIRFLOW,
     admin_query,
@@ -132,6 +133,8 @@ def test_dags_test_runs_the_pipeline_and_a_rerun_changes_nothing(airflow_home, m
         # Unwound last-in first-out: the role goes once the database it has grants in is gone.
         stack.callback(drop_role, loader_role)
         server = stack.enter_context(apod_test_server())
+        # Alerts on: none of these runs may send one (the first fails once, then succeeds).
+        catcher = stack.enter_context(AlertCatcher())
         db = stack.enter_context(fresh_database("apod_dagstest"))
         data = stack.enter_context(docker_volume("apod-dagstest-data"))
         remote = stack.enter_context(docker_volume("apod-dagstest-dvc"))
@@ -145,13 +148,19 @@ def test_dags_test_runs_the_pipeline_and_a_rerun_changes_nothing(airflow_home, m
             AIRFLOW_CONN_APOD_NASA_API=json.dumps(
                 {"conn_type": "http", "host": "api.nasa.gov", "password": nasa_key}
             ),
+            **connection_env(alert_settings(catcher)),
         )
         migrated = airflow(env, "db", "migrate")
         assert migrated.returncode == 0, migrated.stderr[-3000:]
 
+        # The first request is rate limited for an hour: extract exits 5 at once, the task
+        # is retried (retry_delay) and then succeeds. A retry that succeeds alerts nobody.
+        server.control("faults", {"faults": [{"status": 429, "retry_after": 3600}]})
         first = airflow(env, "dags", "test", "apod_etl", DATE)
         states = task_states(airflow_home)
         assert states == dict.fromkeys(TASKS, "success"), first.stderr[-5000:]
+        tries = "SELECT try_number FROM task_instance WHERE task_id = 'extract' AND run_id = {run}"
+        assert of_latest_run(airflow_home, tries) == [(2,)], first.stderr[-5000:]
 
         csv_text = volume_cat(data, "/data/apod_data.csv")
         assert csv_dates(csv_text) == [DATE]
@@ -197,6 +206,8 @@ def test_dags_test_runs_the_pipeline_and_a_rerun_changes_nothing(airflow_home, m
         rows = admin_query(db.name, "SELECT date::text FROM apod.apod_entries ORDER BY date")
         assert [r[0] for r in rows] == expected_dates
         assert len(volume_git(data, "log", "--format=%H").split()) == len(log.split()) + 1
+
+        assert catcher.caught() == []  # three runs, one retry: no alert
 
         # No secret value anywhere Airflow stores or shows things.
         kept = stored_text(airflow_home) + "".join(

@@ -31,6 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import stub_registry
 import stub_state
 import yaml
 from stub_cli import CommandLine, UsageError, parse
@@ -53,6 +54,7 @@ TYPES = {
 }  # fmt: skip
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 CLUSTER_SCOPED = ("Namespace",)
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 # The one jsonpath the up scripts ask of a Job (scripts/k8s-lib.sh wait_job).
 JOB_CONDITIONS = '{range .status.conditions[?(@.status=="True")]}{.type}{" "}{end}'
 
@@ -94,6 +96,7 @@ def drop_cluster(state: dict, context: str) -> None:
     cluster = state["clusters"].pop(context, None)
     for container in (cluster or {}).get("pods", {}).values():
         stub_pods.remove(container)
+    stub_registry.remove_nodes((cluster or {}).get("nodes", []))
 
 
 # --- kind ----------------------------------------------------------------------------
@@ -128,10 +131,24 @@ def kind(line: CommandLine, stdin: str | None) -> int:
                 raise Refused(
                     "ERROR: failed to create cluster: unknown apiVersion or kind in --config"
                 )
-            nodes = config.get("nodes") or [{}]
+            nodes = config.get("nodes") or [{"role": "control-plane"}]
+            roles = [node.get("role", "control-plane") for node in nodes]
+            if roles.count("control-plane") != 1 or set(roles) - {"control-plane", "worker"}:
+                raise Refused(f"ERROR: failed to create cluster: node roles {roles}")
             clusters[name] = {"image": line.get("--image") or nodes[0].get("image")}
-            state["clusters"][f"kind-{name}"] = stub_state.new_cluster()
+            cluster = stub_state.new_cluster()
+            try:
+                cluster["nodes"] = stub_registry.start_nodes(name, config)
+            except RuntimeError as exc:
+                raise Refused(f"ERROR: failed to create cluster: {exc}") from None
+            cluster["config_path"] = stub_registry.config_path_enabled(config)
+            state["clusters"][f"kind-{name}"] = cluster
             say(f'Creating cluster "{name}" ...')
+        elif line.command == ("get", "nodes"):
+            if name in clusters:
+                print("\n".join(state["clusters"][f"kind-{name}"]["nodes"]))
+            else:
+                say(f'No kind nodes found for cluster "{name}".')
         elif line.command == ("delete", "cluster"):
             clusters.pop(name, None)
             drop_cluster(state, f"kind-{name}")
@@ -258,18 +275,26 @@ def pod_images(obj: dict) -> list[str]:
 
 
 def ready(cluster: dict, key: str) -> bool:
-    """A workload runs once it was applied and every image it names is in the cluster."""
+    """A workload runs once it was applied and every image it names is in the cluster:
+    loaded into it, or pulled by its nodes from a registry (stub_registry.py)."""
     obj = cluster["objects"].get(key)
-    return obj is not None and all(i in cluster["loaded"] for i in pod_images(obj))
+    return obj is not None and not stub_registry.absent(cluster, pod_images(obj))
 
 
-def apply_object(cluster: dict, obj: dict, namespace: str) -> str:
+def apply_object(cluster: dict, obj: dict, namespace: str, server_side: bool = False) -> str:
     key = object_key(obj, namespace)
     kind_, ns, name = key.split("/", 2)
     if ns and stub_state.key("Namespace", None, ns) not in cluster["objects"]:
         raise Refused(f'Error from server (NotFound): namespaces "{ns}" not found')
     if kind_ == "ConfigMap" and name.startswith("apod-airflow-config"):
         obj.setdefault("data", {}).update(json.loads(os.environ.get("CLUSTER_STUB_CONFIG") or "{}"))
+    if not server_side:
+        # What client-side apply keeps to compute the next apply's patch: the object as
+        # sent, without this annotation.
+        sent = json.loads(json.dumps(obj))
+        sent["metadata"].get("annotations", {}).pop(LAST_APPLIED, None)
+        annotations = obj["metadata"].setdefault("annotations", {})
+        annotations[LAST_APPLIED] = json.dumps(sent, sort_keys=True)
     old = cluster["objects"].get(key)
     verb = "created" if old is None else "unchanged" if old == obj else "configured"
     if kind_ in WORKLOADS:
@@ -373,16 +398,32 @@ def create(line: CommandLine, cluster: dict, namespace: str, stdin: str | None) 
     return 0
 
 
+def kustomize(directory: str) -> str:
+    rendered = subprocess.run(
+        [os.environ["CLUSTER_STUB_KUSTOMIZE"], "kustomize", directory],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if rendered.returncode != 0:
+        raise Refused(f"error: {rendered.stderr.strip()}")
+    return rendered.stdout
+
+
+def render(line: CommandLine, cluster: dict, namespace: str, stdin: str | None) -> int:
+    """`create -k DIR --dry-run=client -o json`: each object as it would be sent, one
+    JSON document after the other, as kubectl prints them."""
+    if line.get("--dry-run") != "client" or line.get("--output") != "json":
+        raise Refused("stand-in: create only renders (-k DIR --dry-run=client -o json)")
+    if not line.get("--kustomize"):
+        raise Refused("stand-in: create renders -k DIR only")
+    for obj in yaml.safe_load_all(kustomize(line.get("--kustomize"))):
+        if obj:
+            print(json.dumps(obj, indent=4))
+    return 0
+
+
 def apply(line: CommandLine, cluster: dict, namespace: str, stdin: str | None) -> int:
     if line.get("--kustomize"):
-        kustomize = os.environ["CLUSTER_STUB_KUSTOMIZE"]
-        rendered = subprocess.run(
-            [kustomize, "kustomize", line.get("--kustomize")],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if rendered.returncode != 0:
-            raise Refused(f"error: {rendered.stderr.strip()}")
-        text = rendered.stdout
+        text = kustomize(line.get("--kustomize"))
     elif line.get("--filename") == "-":
         text = stdin or ""
     else:
@@ -391,7 +432,7 @@ def apply(line: CommandLine, cluster: dict, namespace: str, stdin: str | None) -
     # Namespaces first, as kubectl orders what it applies.
     objects.sort(key=lambda o: o["kind"] != "Namespace")
     for obj in objects:
-        print(apply_object(cluster, obj, namespace))
+        print(apply_object(cluster, obj, namespace, line.switch("--server-side")))
     return 0
 
 
@@ -432,6 +473,7 @@ def logs(line: CommandLine, cluster: dict, namespace: str, stdin: str | None) ->
 
 KUBECTL_COMMANDS = {
     ("get",): get,
+    ("create",): render,
     ("create", "namespace"): create,
     ("create", "secret", "generic"): create,
     ("apply",): apply,

@@ -2,6 +2,7 @@
 
 What a pod says becomes a `docker run` flag:
   image, command (-> --entrypoint + its rest), args          the same process
+  imagePullPolicy IfNotPresent / Always / Never              --pull missing / always / never
   env value / secretKeyRef / configMapKeyRef / fieldRef,     -e NAME (values travel in the
   envFrom configMapRef, $(VAR) expansion                     docker CLI's environment)
   persistentVolumeClaim                                      a Docker volume, same mountPath
@@ -15,6 +16,8 @@ What a pod says becomes a `docker run` flag:
   seccompProfile RuntimeDefault                              Docker's default profile
   resources.limits cpu/memory                                --cpus / --memory
   workingDir                                                 --workdir
+  hostname, subdomain (a StatefulSet's pod)                   --hostname, --domainname
+                                                             <subdomain>.<namespace>.svc.cluster.local
 One difference remains: an emptyDir is a fresh tmpfs per container, not shared between
 the init containers and the main container of one pod (no manifest here relies on that).
 """
@@ -28,6 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _QUANTITY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9}
+
+
+# What the kubelet does with a container's image, as `docker run --pull` says it.
+PULL_POLICIES = {"IfNotPresent": "missing", "Always": "always", "Never": "never"}
 
 
 def quantity_bytes(text: str) -> int:
@@ -163,6 +170,13 @@ def docker_run_args(
         args += ["--cpus", quantity_cpus(limits["cpu"])]
     if container.get("workingDir"):
         args += ["--workdir", container["workingDir"]]
+    if container.get("imagePullPolicy"):
+        args += ["--pull", PULL_POLICIES[container["imagePullPolicy"]]]
+    if spec.get("hostname"):
+        # As the kubelet writes /etc/hosts: the pod's FQDN under its headless Service.
+        args += ["--hostname", spec["hostname"]]
+        if spec.get("subdomain"):
+            args += ["--domainname", f"{spec['subdomain']}.{cluster.namespace}.svc.cluster.local"]
 
     volumes = {v["name"]: v for v in spec.get("volumes", [])}
     for mount in container.get("volumeMounts", []):

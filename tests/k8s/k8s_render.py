@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-OVERLAYS = ("kind", "minikube")
+OVERLAYS = ("kind", "minikube", "multinode")
 # The minor of k8s/kind-cluster.yaml's node image and of minikube-up's default.
 K8S_VERSION = "1.34.0"
 NAMESPACE = "apod"
@@ -63,16 +63,14 @@ def render(path: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(render_text(path)) if doc]
 
 
-def render_overlay(name: str) -> list[dict]:
-    """The overlay as the up scripts apply it: tagged by scripts/k8s_overlay.py."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("k8s_overlay", REPO / "scripts/k8s_overlay.py")
-    k8s_overlay = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(k8s_overlay)
-    target = REPO / ".cache" / "k8s" / "test-kustomize" / name
-    k8s_overlay.write(name, target)
-    return render(str(target.relative_to(REPO)))
+def render_overlay(name: str, naming=None, target: str | None = None) -> list[dict]:
+    """The overlay as the up scripts apply it: its images named by scripts/k8s_overlay.py
+    (`naming`: an ImageNaming; default VERSION tags, the environment's registry), written
+    to .cache/k8s/test-kustomize/<target> (one target per naming: renders are cached)."""
+    k8s_overlay = _script("k8s_overlay")
+    folder = REPO / ".cache" / "k8s" / "test-kustomize" / (target or name)
+    k8s_overlay.write(name, folder, naming)
+    return render(str(folder.relative_to(REPO)))
 
 
 def validate(obj: dict, version: str = K8S_VERSION) -> None:
@@ -131,10 +129,15 @@ def secret_refs(spec: dict) -> set[tuple[str, str]]:
 
 
 def _script(name: str):
-    """A module of scripts/ (no package), loaded by path."""
+    """A module of scripts/ (no package), loaded by path; scripts/ on sys.path for the
+    modules it imports in turn."""
     import importlib.util
     import sys
 
+    if name in sys.modules:
+        return sys.modules[name]
+    if str(REPO / "scripts") not in sys.path:
+        sys.path.insert(0, str(REPO / "scripts"))
     spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault(name, module)
@@ -143,9 +146,16 @@ def _script(name: str):
 
 
 def airflow_config() -> dict[str, str]:
-    """The ConfigMap apod-airflow-config's settings as base/airflow/airflow.env has them
-    (the overlay adds only APOD_IMAGE_TAG)."""
-    return _script("deploy_env").read_env(REPO / "k8s" / "base" / "airflow" / "airflow.env")
+    """The ConfigMap apod-airflow-config's settings as k8s/base's generator reads them
+    from its env files (airflow.env, shared with compose; kubernetes.env); the overlays
+    add APOD_IMAGE_TAG (and multinode its data holder)."""
+    base = REPO / "k8s" / "base"
+    kustomization = yaml.safe_load((base / "kustomization.yaml").read_text())
+    (entry,) = [
+        g for g in kustomization["configMapGenerator"] if g["name"] == "apod-airflow-config"
+    ]
+    read_env = _script("deploy_env").read_env
+    return {k: v for path in entry["envs"] for k, v in read_env(base / path).items()}
 
 
 def deployment_settings(**overrides):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -14,9 +15,18 @@ from pathlib import Path
 
 import k8s_images
 from k8s_render import REPO, kustomize_command
+from support.builds import build_images
+from support.registry import Registry
+from support.services import VERSION
 
 HERE = Path(__file__).resolve().parent
 TOOLS = ("kind", "minikube", "kubectl")
+# The label of every Docker object the stand-in makes in this test session (kind's nodes
+# and networks), for conftest.py to remove them at the end, whatever a test left.
+SESSION = f"hk8s-{secrets.token_hex(4)}"
+# Where a test that gave no registry would push: a name that cannot resolve, so that such
+# a test fails at once instead of starting the user's own registry.
+NO_REGISTRY = "no-registry.stand-in.invalid/apod"
 # What the stand-in's modules import: this folder, tests/ (support), dags/, scripts/.
 IMPORT_PATH = [str(HERE), str(REPO / "tests"), str(REPO / "dags"), str(REPO / "scripts")]
 
@@ -43,9 +53,13 @@ def install(bin_dir: Path, python: str = sys.executable) -> None:
         path.chmod(0o755)
 
 
-def environment(root: Path, python: str = sys.executable, **more: str) -> dict[str, str]:
-    """The environment of a script run against the stand-in, everything under `root`."""
+def environment(
+    root: Path, python: str = sys.executable, registry: Registry | None = None, **more: str
+) -> dict[str, str]:
+    """The environment of a script run against the stand-in, everything under `root`:
+    kind's nodes on a network of their own, images from the test session's `registry`."""
     install(root / "bin", python)
+    token = secrets.token_hex(3)
     kustomize = kustomize_command()
     if kustomize is None or kustomize[1] != "kustomize":
         raise RuntimeError("the stand-in renders `apply -k` with kubectl's kustomize")
@@ -61,8 +75,28 @@ def environment(root: Path, python: str = sys.executable, **more: str) -> dict[s
         "APOD_K8S_SKIP_BUILD": "1",
         "APOD_K8S_TIMEOUT": "20",
         "NASA_API_KEY": "stub-nasa-key",
+        "CLUSTER_STUB_NODE_IMAGE": f"apod-registry:{VERSION}",  # Debian, with bash
+        "CLUSTER_STUB_DOCKER_LABEL": SESSION,
+        "KIND_EXPERIMENTAL_DOCKER_NETWORK": f"hk8s-kind-{token}",
+        "CLUSTER_STUB_NODE_PREFIX": f"hk8s-{token}-",
+        **(registry.env() if registry else {"APOD_IMAGE_REGISTRY": NO_REGISTRY}),
         **more,
     }
+
+
+def private_postgres(image: str) -> None:
+    """Postgres built from this checkout under a name of the test's own (apod-postgres:<major>
+    is every checkout's; a build from the cache is quick), for APOD_LOCAL_POSTGRES."""
+    built = build_images("--tag", image, "postgres", timeout=600)
+    if built.returncode != 0:
+        raise RuntimeError(f"apod_build --tag {image} postgres: {built.stderr[-3000:]}")
+
+
+def remove_docker_objects(env: dict[str, str]) -> None:
+    """kind's nodes and network of this environment, whatever the test left."""
+    import stub_registry
+
+    stub_registry.remove_leftovers(SESSION, env["KIND_EXPERIMENTAL_DOCKER_NETWORK"])
 
 
 def calls(env: dict[str, str]) -> list[dict]:

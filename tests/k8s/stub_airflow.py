@@ -73,6 +73,13 @@ class Api(http.server.BaseHTTPRequestHandler):
         self.send(401, {"detail": "Not authenticated"})
         return False
 
+    def runs(self, runs: list[dict]) -> dict:
+        """GET /api/v2/dags/~/dagRuns: every DAG's runs, `state` (repeatable) filtering."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        states = set(query.get("state", []))
+        found = [{"dag_id": DAG_ID, **run} for run in runs if not states or run["state"] in states]
+        return {"dag_runs": found, "total_entries": len(found)}
+
     def parts(self) -> list[str]:
         path = urllib.parse.urlsplit(self.path).path
         return [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
@@ -86,6 +93,8 @@ class Api(http.server.BaseHTTPRequestHandler):
         if not self.authorised():
             return None
         airflow = stub_state.read()["clusters"][self.context]["airflow"]
+        if parts == ["api", "v2", "dags", "~", "dagRuns"]:
+            return self.send(200, self.runs(airflow["runs"]))
         if parts[:3] != ["api", "v2", "dags"] or len(parts) < 4 or parts[3] != DAG_ID:
             return self.send(404, {"detail": "not found"})
         if len(parts) == 4:

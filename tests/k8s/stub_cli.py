@@ -43,6 +43,7 @@ KIND_GLOBAL = flags("--verbosity", "--quiet --help", v="--verbosity", q="--quiet
 KIND: dict[tuple[str, ...], Flags] = {
     ("version",): flags(),
     ("get", "clusters"): flags(),
+    ("get", "nodes"): flags("--name", "--all-clusters", n="--name", A="--all-clusters"),
     ("create", "cluster"): flags(
         "--name --config --image --wait --kubeconfig", "--retain", n="--name"
     ),
@@ -78,6 +79,9 @@ KUBECTL_GLOBAL = flags(
 KUBECTL: dict[tuple[str, ...], Flags] = {
     ("version",): flags("--output", "--client", o="--output"),
     ("get",): flags("--output --selector", "--ignore-not-found", o="--output", l="--selector"),
+    ("create",): flags(
+        "--kustomize --filename --dry-run --output", "", k="--kustomize", f="--filename"
+    ),
     ("create", "namespace"): flags("--dry-run --output", "", o="--output"),
     ("create", "secret", "generic"): flags(
         "--from-file --from-literal --dry-run --output", "", o="--output"

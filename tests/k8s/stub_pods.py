@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import stub_registry
 import stub_state
 from k8s_podrun import Cluster, docker_run
 
@@ -59,9 +60,9 @@ def start_pod(pod: dict, cluster: dict) -> str:
     """Start a pod applied to the cluster; returns its container, or raises RuntimeError
     with what a kubelet would report."""
     spec, namespace = pod["spec"], pod["metadata"].get("namespace", "default")
-    absent = [i for i in images_of(spec) if i not in cluster["loaded"]]
+    absent = stub_registry.absent(cluster, images_of(spec))
     if absent:
-        raise RuntimeError(f"ErrImagePull: {', '.join(absent)} not loaded into the cluster")
+        raise RuntimeError(f"ErrImagePull: {', '.join(absent)} not in the cluster nor pullable")
     unbound = missing_claims(spec, cluster, namespace)
     if unbound:
         raise RuntimeError(f"Pending: persistentvolumeclaim {', '.join(unbound)} not found")
@@ -148,10 +149,12 @@ def secret_values(cluster: dict, name: str, namespace: str = "apod") -> dict[str
 def airflow_config(cluster: dict, namespace: str = "apod") -> dict[str, str]:
     """The settings the scheduler runs with: the ConfigMap its pod template names (an
     apply leaves the ConfigMaps of earlier builds behind)."""
-    scheduler = cluster["objects"].get(stub_state.key("Deployment", namespace, "airflow-scheduler"))
+    scheduler = cluster["objects"].get(
+        stub_state.key("StatefulSet", namespace, "airflow-scheduler")
+    )
     if scheduler is None:
         raise RuntimeError("no airflow-scheduler applied")
-    (container,) = scheduler["spec"]["template"]["spec"]["containers"]
+    (container, *_sidecars) = scheduler["spec"]["template"]["spec"]["containers"]
     (source,) = container["envFrom"]
     name = source["configMapRef"]["name"]
     return cluster["objects"][stub_state.key("ConfigMap", namespace, name)].get("data") or {}
@@ -190,9 +193,8 @@ def run_dag(context: str, run_id: str, conf: dict, set_task: Callable[[str, str]
             set_task(task, "skipped")
             continue
         set_task(task, "running")
-        absent = [i for i in images_of(pod["spec"]) if i not in cluster["loaded"]]
-        if absent:
-            set_task(task, "failed")  # ErrImagePull: IfNotPresent, and no registry has it
+        if stub_registry.absent(cluster, images_of(pod["spec"])):
+            set_task(task, "failed")  # ErrImagePull: not on the nodes, and no registry has it
             return "failed"
         (container,) = pod["spec"]["containers"]
         result = docker_run(pod, container["name"], podrun)

@@ -6,6 +6,9 @@ own process beside the scripts' calls).
     minikube  profile -> its node (memory, CPUs, Kubernetes version, driver)
     clusters  kubectl context -> what is in that cluster:
       loaded      image -> image ID, what `kind load` / `minikube image load` put there
+                  ("pulled": what its nodes pulled from a registry, stub_registry.py)
+      nodes       kind: the Docker containers that stand for its nodes
+      config_path kind: whether containerd reads /etc/containerd/certs.d (the config's patch)
       objects     "Kind/namespace/name" -> the object as applied
       generation  key -> how often its pod template changed (1 when created)
       observed    key -> the generation a wait saw finished (rollout status, Job Complete)
@@ -53,7 +56,17 @@ def changing() -> Iterator[dict]:
 def new_cluster() -> dict:
     return {
         "loaded": {},
-        "objects": {},
+        "nodes": [],
+        "config_path": False,
+        # What every cluster has from the start (the local-registry ConfigMap goes to one).
+        "objects": {
+            key("Namespace", None, name): {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name},
+            }
+            for name in ("default", "kube-public", "kube-system")
+        },
         "generation": {},
         "observed": {},
         "pods": {},

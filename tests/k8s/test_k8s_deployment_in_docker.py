@@ -7,12 +7,16 @@ network aliases on a private Docker network; Secret values come from
 scripts/k8s_secrets.py, as the up scripts create them.
 
 It ends when the UI answers, the admin logs in with the generated password, the DAG
-apod_etl_k8s is parsed without import errors and every container's probes pass.
+apod_etl_k8s is parsed without import errors (and is the only DAG), every container's
+probes pass, the log groomers swept, and a task's log still opens after the scheduler's
+pod was replaced: the task recorded the pod's stable name under the headless Service,
+and the successor serves the log from the same claim.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -20,10 +24,11 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from k8s_podrun import Cluster, docker_run
-from k8s_render import REPO, by_kind_name, config_maps, kustomize_command, render_overlay
+from k8s_render import REPO, by_kind_name, config_maps, kustomize_command, pod_spec, render_overlay
 from support.services import docker, docker_volume, image, require_images
 
 pytestmark = [pytest.mark.k8s, pytest.mark.docker, pytest.mark.timeout(1500)]
@@ -34,18 +39,30 @@ import k8s_secrets  # noqa: E402
 
 
 def as_pod(workload: dict, claims: dict[str, str] | None = None) -> dict:
-    """The pod a workload's controller creates (a StatefulSet adds its claims' volumes)."""
+    """The pod a workload's controller creates: a StatefulSet's is <name>-0, with its
+    claims' volumes, and its hostname and subdomain (the headless Service) set."""
     spec = dict(workload["spec"]["template"]["spec"])
+    name = workload["metadata"]["name"]
+    if workload["kind"] == "StatefulSet":
+        name = f"{name}-0"
+        spec |= {"hostname": name, "subdomain": workload["spec"]["serviceName"]}
     for template in workload["spec"].get("volumeClaimTemplates", []):
-        name = template["metadata"]["name"]
-        claim = f"{name}-{workload['metadata']['name']}-0"
+        volume = template["metadata"]["name"]
+        claim = f"{volume}-{name}"
         spec["volumes"] = [
             *spec.get("volumes", []),
-            {"name": name, "persistentVolumeClaim": {"claimName": claim}},
+            {"name": volume, "persistentVolumeClaim": {"claimName": claim}},
         ]
-        if claims is not None:
-            assert claim in claims
-    return {"metadata": {"name": workload["metadata"]["name"]}, "spec": spec}
+    for volume in spec.get("volumes", []):
+        if claims is not None and "persistentVolumeClaim" in volume:
+            assert volume["persistentVolumeClaim"]["claimName"] in claims
+    return {"metadata": {"name": name}, "spec": spec}
+
+
+def stable_name(workload: dict) -> str:
+    """The DNS name of a StatefulSet's pod 0 under its headless Service."""
+    name = workload["metadata"]["name"]
+    return f"{name}-0.{workload['spec']['serviceName']}.apod.svc.cluster.local"
 
 
 def probe(container: str, spec: dict) -> bool:
@@ -120,17 +137,29 @@ def test_the_rendered_deployment_runs_in_docker(tmp_path):
         docker_volume("apod-k8s-objectstore") as store_data,
         docker_network() as (network, started),
     ):
+        # The logs claims as local-path provisions them: a root-owned 0777 directory.
+        logs = {}
+        for claim in ("logs-airflow-scheduler-0", "airflow-dag-processor-logs"):
+            logs[claim] = tmp_path / "pv" / claim
+            logs[claim].mkdir(parents=True)
+            logs[claim].chmod(0o777)
         cluster = Cluster(
             workdir=tmp_path / "volumes",
             secrets=k8s_secrets.secret_data(values),
             config_maps=config_maps(objs),
-            claims={"pgdata-postgres-0": pgdata, "data-objectstore-0": store_data},
+            claims={
+                "pgdata-postgres-0": pgdata,
+                "data-objectstore-0": store_data,
+                **{claim: str(path) for claim, path in logs.items()},
+            },
             network=network,
         )
 
-        def start(workload: dict, container: str, alias: str, *extra: str) -> str:
+        def start(
+            workload: dict, container: str, alias: str, *extra: str, name: str | None = None
+        ) -> str:
             pod = as_pod(workload, cluster.claims)
-            name = f"{network}-{container}"
+            name = f"{network}-{name or container}"
             result = docker_run(
                 pod,
                 container,
@@ -231,15 +260,25 @@ def test_the_rendered_deployment_runs_in_docker(tmp_path):
         assert as_loader.stdout.strip() == "0", as_loader.stderr
         run(index[("Job", "airflow-db-migrate")], "db-migrate")
 
-        # The Deployments: init container to completion, then the main container.
-        for deployment, container, extra in (
-            ("airflow-api-server", "api-server", ("-p", "127.0.0.1::8080")),
-            ("airflow-scheduler", "scheduler", ()),
-            ("airflow-dag-processor", "dag-processor", ()),
+        # Airflow: init container to completion, then the containers (and the log
+        # groomer sidecars, on the same logs claim). The scheduler's pod is reached by its
+        # stable name too: the headless Service's record of pod 0.
+        scheduler = index[("StatefulSet", "airflow-scheduler")]
+
+        def start_pod(workload: dict, container: str, *extra: str) -> None:
+            alias = workload["metadata"]["name"]
+            names[container] = start(workload, container, alias, *extra)
+            if "log-groomer" in {c["name"] for c in pod_spec(workload)["containers"]}:
+                groomer = f"{container}-log-groomer"
+                names[groomer] = start(workload, "log-groomer", groomer, name=groomer)
+
+        for workload, container, extra in (
+            (index[("Deployment", "airflow-api-server")], "api-server", ("-p", "127.0.0.1::8080")),
+            (scheduler, "scheduler", ("--network-alias", stable_name(scheduler))),
+            (index[("Deployment", "airflow-dag-processor")], "dag-processor", ()),
         ):
-            workload = index[("Deployment", deployment)]
             run(workload, "wait-for-migrations")
-            names[container] = start(workload, container, deployment, *extra)
+            start_pod(workload, container, *extra)
 
         port = docker("port", names["api-server"], "8080/tcp").stdout.split(":")[-1].strip()
         url = f"http://127.0.0.1:{port}"
@@ -258,13 +297,17 @@ def test_the_rendered_deployment_runs_in_docker(tmp_path):
         with pytest.raises(airflow_api.ApiError):
             airflow_api.Airflow(url, "admin", "not-the-password").login()
 
+        # Kubernetes' Airflow parses its own DAG only (APOD_DEPLOYMENT, kubernetes.env).
+        dags = api.call("GET", "/api/v2/dags")["dags"]
+        assert [d["dag_id"] for d in dags] == ["apod_etl_k8s"]
+
         for workload, container in (
             (("Deployment", "airflow-api-server"), "api-server"),
-            (("Deployment", "airflow-scheduler"), "scheduler"),
+            (("StatefulSet", "airflow-scheduler"), "scheduler"),
             (("Deployment", "airflow-dag-processor"), "dag-processor"),
             (("StatefulSet", "objectstore"), "objectstore"),
         ):
-            (spec,) = index[workload]["spec"]["template"]["spec"]["containers"]
+            spec = pod_spec(index[workload])["containers"][0]
             for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
                 if kind in spec:
                     check = dict(spec[kind])
@@ -279,3 +322,34 @@ def test_the_rendered_deployment_runs_in_docker(tmp_path):
         for name in started:
             state = docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip()
             assert state == "true", name
+        for groomer in ("scheduler-log-groomer", "dag-processor-log-groomer"):
+            swept = docker("logs", names[groomer]).stdout
+            assert "apod-log-groomer: /opt/airflow/logs: removed 0 file(s)" in swept, groomer
+
+        # A task's log outlives the scheduler's pod. The run's first task fails here (no
+        # cluster to launch its pod in), and its log is written on the scheduler's claim.
+        run_id = api.start_run("apod_etl_k8s", "2024-01-01", "2024-01-01", 120)["dag_run_id"]
+        base = f"/api/v2/dags/apod_etl_k8s/dagRuns/{quote(run_id, safe='')}/taskInstances/extract"
+
+        def first_try_over() -> bool:
+            return api.call("GET", base).get("state") in ("up_for_retry", "failed")
+
+        def log_events() -> list | None:
+            try:
+                return api.call("GET", f"{base}/logs/1").get("content") or []
+            except airflow_api.ApiError:
+                return None
+
+        wait_until(first_try_over, 300, "the first try of extract")
+        # The task recorded the scheduler's stable name, not the pod's address.
+        assert api.call("GET", base)["hostname"] == stable_name(scheduler)
+        before = log_events()
+        assert any("apod_etl_k8s" in json.dumps(event) for event in before), before[:5]
+        # Served by the scheduler's log server: gone with the pod ...
+        for container in ("scheduler", "scheduler-log-groomer"):
+            docker("rm", "-f", names[container])
+            started.remove(names[container])
+        assert log_events() != before
+        # ... back with its successor, which mounts the same claim under the same name.
+        start_pod(scheduler, "scheduler", "--network-alias", stable_name(scheduler))
+        wait_until(lambda: log_events() == before, 240, "the log through the new scheduler")

@@ -4,6 +4,7 @@ engine; and k8s/tools.env against what the manifests ask for (the node's size)."
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -40,7 +41,9 @@ def lines(result: subprocess.CompletedProcess, level: str) -> list[str]:
 
 
 def test_the_pinned_tools_pass(tmp_path):
-    result = doctor(tmp_path, MINIKUBE_MEMORY="2700mb")
+    # The smallest minikube node the stack fits, so that any Docker host can give it.
+    smallest = f"{k8s_doctor.kube_mib(TOOLS['STACK_MEMORY_REQUESTS'])}mb"
+    result = doctor(tmp_path, MINIKUBE_MEMORY=smallest)
     assert result.returncode == 0, result.stdout
     assert lines(result, "FAIL") == []
     assert "what kind-up needs" in result.stdout
@@ -115,20 +118,55 @@ def requests(spec: dict) -> tuple[int, int]:
     return tuple(max([total[i], *(x[i] for x in init)]) for i in (0, 1))
 
 
+def surge(workload: dict) -> int:
+    """Pods a rollout adds beside the old ones: a Deployment's RollingUpdate maxSurge
+    (25% of the replicas, rounded up, unless set); none for Recreate, nor for a
+    StatefulSet, which removes a pod before it starts its successor."""
+    if workload["kind"] != "Deployment":
+        return 0
+    strategy = workload["spec"].get("strategy") or {}
+    if strategy.get("type", "RollingUpdate") == "Recreate":
+        return 0
+    replicas = workload["spec"].get("replicas", 1)
+    max_surge = str((strategy.get("rollingUpdate") or {}).get("maxSurge", "25%"))
+    if max_surge.endswith("%"):
+        return math.ceil(replicas * int(max_surge[:-1]) / 100)
+    return int(max_surge)
+
+
+def in_flight(pods: list[tuple[str, dict]]) -> list[dict]:
+    """The DAG's pods that run at once at most: the steps with the same upstream steps
+    run side by side (the two loads), each group after the one before."""
+    from apod_pipeline.settings import Settings
+    from apod_pipeline.steps import steps
+
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for step in steps(Settings()):
+        groups.setdefault(step.upstream, []).append(step.task_id)
+    specs = dict(pods)
+    return max(
+        ([specs[task]["spec"] for task in group] for group in groups.values()),
+        key=lambda group: sum(requests(spec)[0] for spec in group),
+    )
+
+
 def test_the_stack_at_its_busiest_fits_the_node_tools_env_sizes():
-    """Airflow, Postgres, the object store and the two load pods at once, plus the
-    control plane, are what STACK_*_REQUESTS say, and fit minikube's node (and a 2-CPU
-    kind host)."""
+    """The control plane, Airflow, Postgres and the object store, a run's pods in flight
+    (the two loads) and a rollout's surge (the API server's next pod beside the old one:
+    the scheduler and the object store are never replaced during a run, the DAG
+    processor is recreated) are what STACK_*_REQUESTS say, and fit minikube's node (and
+    a 2-CPU kind host)."""
     pytest.importorskip("airflow.providers.cncf.kubernetes")
     if kustomize_command() is None:
         pytest.skip("no kubectl or kustomize on PATH")
-    running = [
-        pod_spec(o) for o in render_overlay("kind") if o["kind"] in ("Deployment", "StatefulSet")
-    ]
-    loads = [pod["spec"] for task, pod in dag_pods() if task in ("load_postgres", "load_csv")]
+    workloads = [o for o in render_overlay("kind") if o["kind"] in ("Deployment", "StatefulSet")]
+    running = [pod_spec(o) for o in workloads]
+    surging = [pod_spec(o) for o in workloads for _ in range(surge(o))]
+    loads = in_flight(dag_pods())
     assert len(running) == 5
+    assert len(surging) == 1
     assert len(loads) == 2
-    asked = [requests(spec) for spec in running + loads]
+    asked = [requests(spec) for spec in running + loads + surging]
     cpu = CONTROL_PLANE_MILLICPUS + sum(c for c, _ in asked)
     memory = CONTROL_PLANE_MIB + sum(m for _, m in asked)
     assert f"{cpu}m" == TOOLS["STACK_CPU_REQUESTS"]

@@ -46,7 +46,12 @@ import k8s_secrets  # noqa: E402
 
 PG_MAJOR = (REPO / "images" / "postgres" / "PG_MAJOR").read_text().strip()
 
-AIRFLOW_DEPLOYMENTS = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor")
+# The Airflow components (the scheduler a StatefulSet: its logs on a claim of its own).
+AIRFLOW_WORKLOADS = (
+    ("Deployment", "airflow-api-server"),
+    ("StatefulSet", "airflow-scheduler"),
+    ("Deployment", "airflow-dag-processor"),
+)
 EXPECTED = {
     ("Namespace", "apod"),
     ("ServiceAccount", "apod-airflow"),
@@ -54,14 +59,18 @@ EXPECTED = {
     ("RoleBinding", "apod-airflow-pod-launcher"),
     ("Service", "postgres"),
     ("Service", "airflow-api-server"),
+    ("Service", "airflow-scheduler"),
     ("StatefulSet", "postgres"),
     ("Service", "objectstore"),
     ("StatefulSet", "objectstore"),
     ("PersistentVolumeClaim", "apod-data"),
+    ("PersistentVolumeClaim", "airflow-dag-processor-logs"),
     ("Job", "apod-db-init"),
     ("Job", "airflow-db-migrate"),
-    *(("Deployment", name) for name in AIRFLOW_DEPLOYMENTS),
+    *AIRFLOW_WORKLOADS,
 }
+# What an overlay adds to the base: multinode, the pod that holds apod-data on its node.
+ADDED = {"multinode": {("Deployment", "apod-data-holder")}}
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -81,7 +90,7 @@ def test_overlay_builds_with_kustomize(overlay):
     name, objs = overlay
     print(f"kustomize: {kustomize_version()}")
     found = {(o["kind"], o["metadata"]["name"]) for o in objs if o["kind"] != "ConfigMap"}
-    assert found == EXPECTED
+    assert found == EXPECTED | ADDED.get(name, set())
     assert {o["metadata"].get("namespace") for o in objs if o["kind"] != "Namespace"} == {NAMESPACE}
     assert all(o["metadata"]["labels"]["apod.pipeline/cluster"] == name for o in objs)
 
@@ -96,7 +105,7 @@ def test_the_validator_rejects_what_a_cluster_would(overlay):
     import kubernetes_validate
 
     _, objs = overlay
-    deployment = by_kind_name(objs)[("Deployment", "airflow-scheduler")]
+    deployment = by_kind_name(objs)[("StatefulSet", "airflow-scheduler")]
     typo = copy.deepcopy(deployment)
     typo["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = "IfNotPresent"
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -116,9 +125,9 @@ def test_namespace_enforces_the_restricted_standard(overlay):
 
 
 def test_every_workload_meets_restricted_and_the_project_rules(overlay):
-    _, objs = overlay
+    name, objs = overlay
     found = workloads(objs)
-    assert len(found) == 7
+    assert len(found) == 7 + len(ADDED.get(name, ()))
     for where, spec in found:
         assert restricted_violations(spec) == [], where
         assert project_violations(spec, VERSION) == [], where
@@ -194,26 +203,37 @@ def test_configmap_references_resolve(overlay):
                 assert volume["configMap"]["name"] in maps, where
 
 
-def test_volumes_are_single_node_rwo_claims_on_the_overlays_storage_class(overlay):
+def test_claims_are_rwo_on_the_clusters_default_storage_class(overlay):
+    """No overlay names a StorageClass: kind's and minikube's default (`standard`) is the
+    one they would name, and a real cluster's default is its own. (multinode's
+    ReadWriteMany class is a setting: test_k8s_multinode.py.)"""
     _, objs = overlay
-    claims = [o["spec"] for o in objs if o["kind"] == "PersistentVolumeClaim"]
-    claims += [
-        t["spec"]
+    claims = {
+        o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "PersistentVolumeClaim"
+    }
+    claims |= {
+        f"{t['metadata']['name']}-{o['metadata']['name']}-0": t["spec"]
         for o in objs
         if o["kind"] == "StatefulSet"
         for t in o["spec"].get("volumeClaimTemplates", [])
-    ]
-    assert len(claims) == 3
-    for claim in claims:
+    }
+    assert set(claims) == {
+        "apod-data",
+        "airflow-dag-processor-logs",
+        "logs-airflow-scheduler-0",
+        "pgdata-postgres-0",
+        "data-objectstore-0",
+    }
+    for claim in claims.values():
         assert claim["accessModes"] == ["ReadWriteOnce"]
-        assert claim["storageClassName"] == "standard"
+        assert "storageClassName" not in claim
 
 
 def test_only_the_scheduler_holds_an_api_token_for_the_pod_launching_role(overlay):
     _, objs = overlay
     index = by_kind_name(objs)
     for where, spec in workloads(objs):
-        if where == "Deployment/airflow-scheduler":
+        if where == "StatefulSet/airflow-scheduler":
             assert spec["serviceAccountName"] == "apod-airflow"
             assert spec["automountServiceAccountToken"] is True
         else:
@@ -258,19 +278,22 @@ def test_airflow_containers_share_one_configuration(overlay):
     assert config["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == (
         "http://airflow-api-server:8080/execution/"
     )
-    assert config["APOD_IMAGE_TAG"] == VERSION
+    # The step images' tags for the DAG (default: the version; the up scripts: content tags).
+    assert config["APOD_IMAGE_TAGS"] == ",".join(
+        f"{name}={VERSION}" for name in ("extract", "transform", "load", "version")
+    )
     service = index[("Service", "airflow-api-server")]["spec"]
     assert service["ports"][0]["port"] == 8080
     secret_envs = {}
-    for name in AIRFLOW_DEPLOYMENTS:
-        (container,) = pod_spec(index[("Deployment", name)])["containers"]
+    for workload in AIRFLOW_WORKLOADS:
+        container = pod_spec(index[workload])["containers"][0]  # the component; then sidecars
         assert container["envFrom"] == [{"configMapRef": {"name": config_name}}]
         env = {e["name"]: e.get("valueFrom", e.get("value")) for e in container["env"]}
         assert env["APOD_K8S_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-        secret_envs[name] = {
+        secret_envs[workload] = {
             k: v for k, v in env.items() if k.startswith("AIRFLOW__") and isinstance(v, dict)
         }
-    first = secret_envs[AIRFLOW_DEPLOYMENTS[0]]
+    first = secret_envs[AIRFLOW_WORKLOADS[0]]
     assert "AIRFLOW__API_AUTH__JWT_SECRET" in first
     assert all(envs == first for envs in secret_envs.values())
 
@@ -349,12 +372,13 @@ def test_committed_manifests_carry_no_version():
 
 
 def test_image_tags_are_read_from_version_and_pg_major(tmp_path):
-    """Render with another version: every tag follows it, so none is typed anywhere."""
+    """Render with other tags: every image follows them, so none is typed anywhere."""
     if kustomize_command() is None:
         pytest.skip("no kubectl or kustomize on PATH")
     target = REPO / ".cache" / "k8s" / f"test-tag-{os.getpid()}"
+    tags = {"airflow": "9.8.7-test", "load": "9.8.7-load", "objectstore": "9.8.7-store"}
     try:
-        k8s_overlay.write("kind", target, tag="9.8.7-test")
+        k8s_overlay.write("kind", target, k8s_overlay.naming_from(tags, "", ""))
         text = subprocess.run(
             [*kustomize_command(), str(target)], capture_output=True, text=True, check=True
         ).stdout
@@ -363,17 +387,22 @@ def test_image_tags_are_read_from_version_and_pg_major(tmp_path):
     images = set(re.findall(r"image: (\S+)", text))
     assert images == {
         "apod-airflow:9.8.7-test",
-        "apod-load:9.8.7-test",
-        "apod-objectstore:9.8.7-test",
+        "apod-load:9.8.7-load",
+        "apod-objectstore:9.8.7-store",
         f"apod-postgres:{PG_MAJOR}",
     }
-    assert "APOD_IMAGE_TAG: 9.8.7-test" in text
+    assert (
+        f"APOD_IMAGE_TAGS: extract={VERSION},transform={VERSION},load=9.8.7-load,version={VERSION}"
+    ) in text
 
 
 def test_airflow_settings_come_from_one_file_in_both_deployments():
     compose = compose_file()
-    (env_file,) = kustomize_file("apod-airflow-config", "envs")
+    # The first is shared; the second holds the settings only Kubernetes has.
+    env_file, own_file = kustomize_file("apod-airflow-config", "envs")
     shared = deploy_env.read_env(REPO / env_file)
+    own = deploy_env.read_env(REPO / own_file)
+    assert set(own) & set(shared) == set()
     assert shared["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     airflow = [n for n, svc in compose["services"].items() if "apod-airflow" in svc["image"]]
     assert len(airflow) == 4
@@ -442,10 +471,10 @@ def test_one_generator_makes_both_secret_files(tmp_path: Path):
     again = deploy_env.read_env(dotenv)
     assert again["APOD_PG_PORT"] == "6543"
     assert again["AIRFLOW_JWT_SECRET"] not in ("", values["AIRFLOW_JWT_SECRET"])
-    # Every secret compose interpolates is one the generator makes.
+    # Every secret compose interpolates is one the generator makes, or one you give.
     used = set(re.findall(r"\$\{([A-Z_]+)[:?}-]", (REPO / "docker-compose.yml").read_text()))
     secrets_used = {n for n in used if n.endswith(("_PASSWORD", "_SECRET", "_KEY", "_SECRET_KEY"))}
-    assert secrets_used <= set(deploy_env.GENERATED)
+    assert secrets_used <= set(deploy_env.GENERATED) | set(deploy_env.GIVEN)
     # Kubernetes: the same names, in its own file.
     k8s_file = tmp_path / "k8s.env"
     assert k8s_secrets.init(k8s_file) == list(deploy_env.GENERATED)

@@ -4,6 +4,12 @@ read-only root, no capabilities, no privilege escalation), in DAG order, leave t
 same result as the four images run by hand: same rows in Postgres, same CSV bytes, same
 DVC hash in the .dvc file, same objects in the DVC remote.
 
+The pods name their images as a cluster with a registry does (APOD_IMAGE_REGISTRY, each
+step image under its own content tag in APOD_IMAGE_TAGS, a pull secret): the step images
+are pushed to the project's registry (images/registry, one for the test session) under a
+repository of this test's own, the local tags that push made are removed, and the pods
+pull them back (imagePullPolicy IfNotPresent: `docker run --pull missing`).
+
 The pods get the cluster's settings (the ConfigMap's): the DVC remote is the object
 store, so the version pod pushes to a real one (images/objectstore, one for the module)
 with the key of apod-secrets delivered as the rendered pod says (secretKeyRef -> env),
@@ -23,19 +29,23 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from k8s_podrun import Cluster, docker_run
-from k8s_render import deployment_settings
+from k8s_render import REPO, deployment_settings
 from support.airflow_render import render_pods
 from support.objectstore import ObjectStore, object_key, object_store
+from support.registry import Registry
 from support.services import (
     STEP_IMAGES,
+    VERSION,
     apod_test_server,
     docker,
     docker_volume,
@@ -52,6 +62,9 @@ from apod_pipeline.steps import DATA, DVC_REMOTE, END, RUN_ID, START
 from apod_tools.runner import Runner
 
 pytestmark = [pytest.mark.k8s, pytest.mark.docker, pytest.mark.timeout(1500)]
+
+sys.path.insert(0, str(REPO / "scripts"))
+import k8s_images  # noqa: E402 - scripts/ is no package
 
 FIRST, LAST = "2024-01-01", "2024-01-31"
 CONTENT = (
@@ -130,6 +143,27 @@ def store(tmp_path_factory) -> Iterator[ObjectStore]:
 
 
 @pytest.fixture(scope="module")
+def pushed(registry: Registry) -> Iterator[dict[str, str]]:
+    """The step images in the registry under a repository of this module's own (what
+    `make k8s-push` does, scripts/k8s_images.py), their local registry tags removed again
+    by the push; the tags the pods' pulls make are removed after. Step image -> reference."""
+    require_images(*STEP_IMAGES)
+    prefix = f"{registry.host}/hk8s-pods-{secrets.token_hex(3)}"
+    try:
+        references = k8s_images.publish(
+            VERSION, prefix, push=True, may_build=False, names=k8s_images.step_images()
+        )
+        for reference in references.values():
+            assert registry.has(reference), reference
+            assert docker("image", "inspect", reference, check=False).returncode != 0
+        yield references
+    finally:
+        for tag in registry.local_tags():
+            if tag.startswith(prefix + "/"):
+                docker("image", "rm", tag, check=False)
+
+
+@pytest.fixture(scope="module")
 def by_hand() -> dict:
     """The steps as `make steps` runs them (docker run, secrets by variable name), once."""
     pytest.importorskip("airflow.providers.cncf.kubernetes")
@@ -174,7 +208,7 @@ def run_pods(
 
 @pytest.mark.parametrize("backing", list(BACKINGS))
 def test_dag_pods_run_in_docker_leave_what_the_by_hand_run_leaves(
-    backing, by_hand, store, tmp_path
+    backing, by_hand, store, pushed, tmp_path
 ):
     prefix = f"apod-k8s-{list(BACKINGS).index(backing)}"
     with (
@@ -186,10 +220,14 @@ def test_dag_pods_run_in_docker_leave_what_the_by_hand_run_leaves(
         # APOD_API_URL, the store's host port for http://objectstore:8333.
         remote = deployment_settings().dvc_remote
         assert remote.startswith(f"s3://{store.bucket}/")
+        (registry,) = {ref.rpartition("/apod-")[0] for ref in pushed.values()}
         settings = deployment_settings(
             api_url=server.url,
             s3_endpoint=store.endpoint,
             dvc_remote=f"s3://{store.bucket}/{prefix}",
+            image_registry=registry,
+            image_tags=tuple((name, ref.rpartition(":")[2]) for name, ref in pushed.items()),
+            image_pull_secret="regcred",
         )
         cluster = Cluster(
             workdir=tmp_path,
@@ -212,6 +250,10 @@ def test_dag_pods_run_in_docker_leave_what_the_by_hand_run_leaves(
             assert pod_db.password not in output
             assert store.secret_key not in output
         assert len(first) == 5
+        # Each pod ran its step image as pulled from the registry.
+        for reference in pushed.values():
+            digests = docker("image", "inspect", "--format", "{{json .RepoDigests}}", reference)
+            assert reference.rpartition(":")[0] + "@sha256:" in digests.stdout
 
         csv = read(data, "apod_data.csv")
         assert csv == by_hand["csv"]

@@ -1,7 +1,8 @@
 """scripts/k8s_smoke.py (make k8s-smoke) against the cluster stand-in: the up script, a
-DAG run whose pods the stand-in runs with Docker (the rendered pods, the images loaded
-under this build's content tag), the reads through `kubectl exec` (psql in the Postgres
-pod, a restricted reader pod on apod-data), the by-hand run, and the verdicts. The
+DAG run whose pods the stand-in runs with Docker (the rendered pods, their images pulled
+from the session's registry under their content tags), the reads through `kubectl exec`
+(psql in the Postgres pod, a restricted reader pod on apod-data), the by-hand run, and
+the verdicts. The
 cluster's DVC remote is a real object store holding the Secret's keys (its endpoint set
 like an overlay's): the version pod pushes there. Also: the run it asked for is the only
 one the stand-in's scheduler started (make k8s-run)."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -36,12 +38,14 @@ PG_MAJOR = (REPO / "images" / "postgres" / "PG_MAJOR").read_text().strip()
 FIRST, LAST = "2024-01-01", "2024-01-31"
 
 
-def test_the_smoke_passes_on_the_stand_in_and_starts_only_its_run(tmp_path):
+def test_the_smoke_passes_on_the_stand_in_and_starts_only_its_run(tmp_path, registry):
     pytest.importorskip("airflow.providers.cncf.kubernetes")
     require_images(*STEP_IMAGES, "airflow", "objectstore")
     if docker("image", "inspect", f"apod-postgres:{PG_MAJOR}", check=False).returncode != 0:
         pytest.skip(f"apod-postgres:{PG_MAJOR} not built")
-    env = stand_in.environment(tmp_path)
+    postgres = f"apod-postgres:hk8s-smoke-{secrets.token_hex(3)}"
+    stand_in.private_postgres(postgres)
+    env = stand_in.environment(tmp_path, registry=registry, APOD_LOCAL_POSTGRES=postgres)
     # The secrets file the up script keeps: made first, so the store gets its S3 key.
     made = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "k8s_secrets.py"), "init",
@@ -85,6 +89,8 @@ def test_the_smoke_passes_on_the_stand_in_and_starts_only_its_run(tmp_path):
             ).stdout  # fmt: skip
         finally:
             subprocess.run([str(REPO / "scripts" / "k8s-kind-down.sh")], env=env, check=False)
+            stand_in.remove_docker_objects(env)
+            docker("image", "rm", postgres, check=False)
     verdicts = [line for line in smoke.stdout.splitlines() if line.startswith("k8s-smoke: ")]
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr[-4000:]
     checks = [line.split()[2] for line in verdicts if line.split()[1] in ("PASS", "FAIL")]

@@ -1,9 +1,12 @@
 """scripts/k8s-{kind,minikube}-{up,down}.sh, driven against a stand-in for kind, minikube
 and kubectl that keeps state and refuses what the real tools refuse (cluster_stub.py:
-no cluster can run here), with the real Docker images and the real secrets generator:
-what they call, in what order, on which context; that every workload they apply is
-waited for; that a rebuild rolls the Deployments onto new images; that minikube starts
-as root and as a user; and that no secret value reaches a command line or the output."""
+no cluster can run here), with the real Docker images, the project's real registry and
+the real secrets generator: what they call, in what order, on which context; that kind's
+nodes pull every image from the registry (kind's local-registry pattern: real node
+containers, hosts.toml, the registry on the kind network) and minikube gets them loaded;
+that every workload they apply is waited for; that a DAG change rolls only the Airflow
+workloads; that minikube starts as root and as a user; and that no secret value reaches a
+command line or the output."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import base64
 import contextlib
 import os
 import secrets
+import shutil
 import subprocess
 import tempfile
 import time
@@ -22,28 +26,36 @@ import k8s_secrets
 import pytest
 import stand_in
 import stub_pods
+import stub_registry
 import yaml
 from k8s_render import REPO
+from support.builds import build_images
+from support.registry import Registry
 from support.services import VERSION, docker, require_images
+
+from apod_build import content_tags
 
 pytestmark = [pytest.mark.k8s, pytest.mark.docker, pytest.mark.timeout(600)]
 
 CLUSTERS = {
-    # cluster kind -> (kubectl context, the call that creates it, the call that loads an image)
-    "kind": ("kind-apod", ["kind", "create", "cluster"], ["kind", "load", "docker-image"]),
-    "minikube": ("apod", ["minikube", "start"], ["minikube", "image", "load"]),
+    # cluster kind -> (kubectl context, the call that creates it)
+    "kind": ("kind-apod", ["kind", "create", "cluster"]),
+    "minikube": ("apod", ["minikube", "start"]),
 }
+MINIKUBE_LOAD = ["minikube", "image", "load"]
 PG_MAJOR = (REPO / "images" / "postgres" / "PG_MAJOR").read_text().strip()
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 
 
 @contextlib.contextmanager
 def build_tagged(tag: str) -> Iterator[None]:
-    """The project's local images under another build tag (same images), removed after,
-    with every content tag made from them."""
+    """The project's local images under another build tag (same images), and Postgres
+    built under it (apod-postgres:<major> is every checkout's), removed after, with every
+    content tag made from them."""
     for name in k8s_images.project_images():
         docker("tag", f"apod-{name}:{VERSION}", f"apod-{name}:{tag}")
     try:
+        stand_in.private_postgres(f"apod-postgres:{tag}")
         yield
     finally:
         for made in sorted(stand_in.local_tags()):
@@ -52,15 +64,25 @@ def build_tagged(tag: str) -> Iterator[None]:
 
 
 @pytest.fixture
-def stub(tmp_path: Path) -> Iterator[dict[str, str]]:
+def stub(tmp_path: Path, registry: Registry) -> Iterator[dict[str, str]]:
     """The stand-in's environment, deploying a private build tag of the local images
-    (so that other builds retagging apod-*:VERSION meanwhile change nothing here)."""
+    (so that other builds retagging apod-*:VERSION meanwhile change nothing here), kind's
+    images from the session's registry."""
     require_images("extract", "transform", "load", "version", "airflow", "objectstore")
     if docker("image", "inspect", f"apod-postgres:{PG_MAJOR}", check=False).returncode != 0:
         pytest.skip(f"apod-postgres:{PG_MAJOR} not built")
     build = f"hk8s-{secrets.token_hex(3)}"
     with stand_in.removing_content_tags(), build_tagged(build):
-        yield stand_in.environment(tmp_path, APOD_K8S_BUILD_TAG=build)
+        env = stand_in.environment(
+            tmp_path,
+            registry=registry,
+            APOD_K8S_BUILD_TAG=build,
+            APOD_LOCAL_POSTGRES=f"apod-postgres:{build}",
+        )
+        try:
+            yield env
+        finally:
+            stand_in.remove_docker_objects(env)
 
 
 def alive(pid: int) -> bool:
@@ -111,8 +133,8 @@ def unwaited(cluster: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("cluster", list(CLUSTERS))
-def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
-    context, create, load = CLUSTERS[cluster]
+def test_up_then_down_with_stand_in_cluster_tools(cluster, stub, registry):
+    context, create = CLUSTERS[cluster]
     try:
         up = script(f"k8s-{cluster}-up.sh", stub)
         assert up.returncode == 0, up.stderr[-3000:]
@@ -137,27 +159,50 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
         assert kubectl_calls
         assert all(c["args"][:2] == ["--context", context] for c in kubectl_calls)
 
-        # The cluster, then every image loaded into it under this build's content tags.
-        assert index_of(log, *create) < index_of(log, *load)
-        loaded = {c["args"][-1] for c in log if [c["tool"], *c["args"]][:3] == load}
+        # Every image the cluster runs, each under its own content tag: kind's from the
+        # registry, minikube's loaded into it (no registry: local names).
         tagged = Path(stub["APOD_K8S_STATE_DIR"]) / "kustomize" / cluster
         kustomization = yaml.safe_load((tagged / "kustomization.yaml").read_text())
+        names = {i["name"]: i.get("newName", i["name"]) for i in kustomization["images"]}
         tags = {i["name"]: i["newTag"] for i in kustomization["images"]}
-        tag, pg_tag = tags["apod-airflow"], tags["apod-postgres"]
-        assert k8s_images.is_content_tag(tag, VERSION)
-        assert k8s_images.is_content_tag(pg_tag, PG_MAJOR)
-        assert tags["apod-load"] == tag
-        plan = k8s_images.plan(stub["APOD_K8S_BUILD_TAG"])
-        assert set(plan.values()) == {f"apod-{n}:{tag}" for n in k8s_images.project_images()} | {
-            f"apod-postgres:{pg_tag}"
-        }
-        assert loaded == set(plan.values())
+        expected = content_tags.content_tags(REPO, k8s_images.cluster_images())
+        assert tags == {f"apod-{n}": expected[n] for n in k8s_images.cluster_images()}
+        assert len(set(tags.values())) == len(tags)
+        state = stand_in.state(stub)["clusters"][context]
+        loads = [c for c in log if [c["tool"], *c["args"]][:3] == MINIKUBE_LOAD]
+        if cluster == "kind":
+            prefix = f"{registry.host}/apod/"
+            assert names == {n: prefix + n for n in names}
+            references = {f"{names[n]}:{tags[n]}" for n in names}
+            # Every one pushed (the step images too, which only a DAG run pulls).
+            for reference in references:
+                assert registry.has(reference), reference
+            assert not [c for c in log if c["tool"] == "kind" and c["args"][:1] == ["load"]]
+            (node,) = state["nodes"]
+            entry = f"/etc/containerd/certs.d/{registry.host}/hosts.toml"
+            hosts = docker("exec", node, "cat", entry).stdout
+            assert hosts == f'[host."http://{registry.name}:5000"]\n'
+            networks = docker("inspect", "--format", "{{json .NetworkSettings.Networks}}",
+                              registry.name).stdout  # fmt: skip
+            assert f'"{stub["KIND_EXPERIMENTAL_DOCKER_NETWORK"]}"' in networks
+            hosting = state["objects"]["ConfigMap/kube-public/local-registry-hosting"]
+            assert f'host: "{registry.host}"' in hosting["data"]["localRegistryHosting.v1"]
+            # The registry-named local tags the push made are gone again.
+            assert not [t for t in registry.local_tags() if t.startswith(prefix)]
+            assert index_of(log, *create) < index_of(log, "kind", "get", "nodes")
+        else:
+            assert names == {n: n for n in names}
+            loaded = {c["args"][-1] for c in loads}
+            assert loaded == {f"{n}:{tags[n]}" for n in names}
+            assert index_of(log, *create) < index_of(log, *MINIKUBE_LOAD)
+        if cluster == "kind":
+            assert loads == []
 
         # The Secrets travel on stdin, exactly what the manifests reference.
         applied = {}
         for call in log:
-            if call["stdin"]:
-                manifest = yaml.safe_load(call["stdin"])
+            manifest = yaml.safe_load(call["stdin"]) if call["stdin"] else None
+            if manifest and manifest["kind"] == "Secret":
                 applied[manifest["metadata"]["name"]] = {
                     k: base64.b64decode(v).decode() for k, v in manifest["data"].items()
                 }
@@ -166,21 +211,22 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
         # The overlay applied is the cluster's, wrapped with the content tags.
         (resource,) = kustomization["resources"]
         assert (tagged / resource).resolve() == REPO / "k8s" / "overlays" / cluster
-        images = {f"{i['name']}:{i['newTag']}" for i in kustomization["images"]}
-        assert images == {
-            f"apod-airflow:{tag}",
-            f"apod-load:{tag}",
-            f"apod-objectstore:{tag}",
-            f"apod-postgres:{pg_tag}",
-        }
-        assert images <= loaded
 
-        # Order: Secrets, old Jobs removed, the overlay, then the waits and the port-forward.
+        # Order: Secrets, old Jobs removed, the overlay (with the Secrets' checksums:
+        # scripts/k8s_rollout.py), then the waits and the port-forward.
         plain = [stand_in.without_globals(c) for c in log]
-        apply_k = plain.index(["kubectl", "apply", "-k", str(tagged)])
-        assert max(i for i, c in enumerate(log) if c["stdin"]) < apply_k
-        delete_jobs = ["delete", "job", "apod-db-init", "airflow-db-migrate", "--ignore-not-found"]
-        assert plain.index(["kubectl", *delete_jobs]) < apply_k
+        applied = tagged.parent / f"{cluster}.applied"
+        apply_k = plain.index(["kubectl", "apply", "-k", str(applied)])
+        (resource,) = yaml.safe_load((applied / "kustomization.yaml").read_text())["resources"]
+        assert (applied / resource).resolve() == tagged.resolve()
+        assert max(i for i, c in enumerate(log) if "kind: Secret" in (c["stdin"] or "")) < apply_k
+        (delete_jobs,) = [i for i, c in enumerate(plain) if c[1:3] == ["delete", "job"]]
+        assert set(plain[delete_jobs][3:]) == {
+            "apod-db-init",
+            "airflow-db-migrate",
+            "--ignore-not-found",
+        }
+        assert delete_jobs < apply_k
         forward = [i for i, c in enumerate(plain) if c[1] == "port-forward"]
         assert [plain[i] for i in forward] == [
             [
@@ -194,6 +240,11 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
         ]
         # Every workload it applied was waited for, after the apply and before the UI.
         state = stand_in.state(stub)["clusters"][context]
+        if cluster == "kind":
+            # What the manifests run was pulled, for the waits to end.
+            ran = {c["image"] for o in state["objects"].values() if o["kind"] in WORKLOADS
+                   for c in o["spec"]["template"]["spec"]["containers"]}  # fmt: skip
+            assert ran <= {i for i, how in state["loaded"].items() if how == "pulled"}
         workloads = [k for k in state["objects"] if k.split("/")[0] in WORKLOADS]
         assert len(workloads) == 7
         assert unwaited(state) == []
@@ -203,11 +254,16 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
         assert f"http://127.0.0.1:{stub['APOD_K8S_UI_PORT']}" in up.stderr
         assert alive(port_forward_pid(stub))  # still forwarding
 
-        # Again: the cluster is reused, the secrets kept, and nothing rolls (same build).
+        # Again: the cluster is reused, the secrets kept, and nothing rolls (same build),
+        # not even the Jobs, which completed and did not change.
         generations = dict(state["generation"])
+        before = len(stand_in.calls(stub))
         again = script(f"k8s-{cluster}-up.sh", stub)
         assert again.returncode == 0, again.stderr[-3000:]
         calls = stand_in.calls(stub)
+        assert not [
+            c for c in calls[before:] if stand_in.without_globals(c)[1:3] == ["delete", "job"]
+        ]
         creates = [c for c in calls if [c["tool"], *c["args"]][: len(create)] == create]
         assert len(creates) == 1
         assert k8s_secrets.read_env(secrets_file) == values
@@ -234,58 +290,74 @@ def test_up_then_down_with_stand_in_cluster_tools(cluster, stub):
         stop_port_forward(stub)
 
 
-def rebuild(image: str) -> str:
-    """A new image under the same name and tag (a label-only build: a new image ID)."""
-    dockerfile = f"FROM {image}\nLABEL hk8s.rebuild={secrets.token_hex(4)}\n"
-    result = subprocess.run(
-        ["docker", "build", "-q", "-t", image, "-"],
-        input=dockerfile, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return result.stdout.strip()
+def checkout_copy(target: Path) -> Path:
+    """The repository's files as they are (tracked and new), without its history: a
+    checkout to change sources in and run the scripts from."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for relative in filter(None, listing):
+        source = REPO / relative
+        if source.is_file():
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / relative)
+    return target
 
 
-def test_a_rebuild_rolls_the_deployments_and_the_dag_onto_the_new_images(stub):
+def test_a_dag_change_rolls_only_the_airflow_workloads(stub, tmp_path):
+    """Up, change a DAG file in a copy of the checkout, rebuild from it (the Airflow image
+    alone changes), up again from it: the Airflow workloads roll onto the new image; the
+    object store and Postgres, and the step images the DAG names, stay as they were."""
     build = stub["APOD_K8S_BUILD_TAG"]
     context = "kind-apod"
+    copy = checkout_copy(tmp_path / "checkout")
     try:
         first = script("k8s-kind-up.sh", stub)
         assert first.returncode == 0, first.stderr[-3000:]
-        old_plan = k8s_images.plan(build)
         before = stand_in.state(stub)["clusters"][context]
+        old = content_tags.content_tags(copy)
 
-        rebuild(f"apod-airflow:{build}")
-        again = script("k8s-kind-up.sh", stub)
+        with (copy / "dags" / "apod_etl_k8s.py").open("a") as dag:
+            dag.write("\n# a DAG-only change\n")
+        new = content_tags.content_tags(copy)
+        assert {n for n in old if old[n] != new[n]} == {"airflow"}
+        built = build_images("--tag", f"apod-airflow:{build}", "airflow", root=copy, timeout=600)
+        assert built.returncode == 0, built.stderr[-3000:]
+        again = subprocess.run(
+            [str(copy / "scripts" / "k8s-kind-up.sh")],
+            env=stub, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
         assert again.returncode == 0, again.stderr[-3000:]
     finally:
         stop_port_forward(stub)
-    plan = k8s_images.plan(build)
     after = stand_in.state(stub)["clusters"][context]
 
-    new_tag = plan[f"apod-airflow:{build}"].rpartition(":")[2]
-    assert new_tag != old_plan[f"apod-airflow:{build}"].rpartition(":")[2]
-    # The step images, unchanged themselves, come under the new tag too: the DAG names
-    # them all by one APOD_IMAGE_TAG.
-    assert set(plan.values()) <= set(after["loaded"])
-    # The Deployments read the new ConfigMap (apply leaves the old one, as kubectl does).
-    config = stub_pods.airflow_config(after)
-    assert config["APOD_IMAGE_TAG"] == new_tag
-    for step in ("extract", "transform", "load", "version"):
-        assert f"apod-{step}:{new_tag}" in after["loaded"]
-    # Each Airflow Deployment has a new pod template (its image and its ConfigMap's
-    # hashed name), and the up script waited for it to roll out.
-    for name in ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor"):
-        key = f"Deployment/apod/{name}"
+    registry = stub_pods.airflow_config(after)["APOD_IMAGE_REGISTRY"]
+    # Each Airflow workload has a new pod template (its image), and the up script waited
+    # for it to roll out.
+    for key in (
+        "Deployment/apod/airflow-api-server",
+        "StatefulSet/apod/airflow-scheduler",
+        "Deployment/apod/airflow-dag-processor",
+    ):
         assert after["generation"][key] == before["generation"][key] + 1
         images = {
             c["image"] for c in after["objects"][key]["spec"]["template"]["spec"]["containers"]
         }
-        assert images == {f"apod-airflow:{new_tag}"}
+        assert images == {f"{registry}/apod-airflow:{new['airflow']}"}
     assert unwaited(after) == []
-    # Postgres' image did not change: its StatefulSet stays as it was.
-    assert after["generation"]["StatefulSet/apod/postgres"] == 1
+    # The object store and Postgres did not change: their StatefulSets stay as they were.
+    for name in ("postgres", "objectstore"):
+        key = f"StatefulSet/apod/{name}"
+        assert after["generation"][key] == before["generation"][key] == 1
+    # The DAG names the same step images as before.
+    config = stub_pods.airflow_config(after)
+    assert config["APOD_IMAGE_TAGS"] == stub_pods.airflow_config(before)["APOD_IMAGE_TAGS"]
+    assert config["APOD_IMAGE_TAGS"] == ",".join(f"{n}={new[n]}" for n in k8s_images.step_images())
 
 
-def test_minikube_starts_as_root_with_force_and_as_a_user_without(stub):
+def test_minikube_starts_as_root_with_force_and_as_a_user_without(stub, registry):
     if os.geteuid() != 0:
         pytest.skip("the root half needs root; the user half is what runs anyway")
     try:
@@ -304,7 +376,13 @@ def test_minikube_starts_as_root_with_force_and_as_a_user_without(stub):
     home.chmod(0o777)
     # The system's python3 runs the stand-in: the venv's interpreter lives under /root.
     user_env = stand_in.environment(
-        home, python="/usr/bin/python3", HOME=str(home), MINIKUBE_MEMORY="4g"
+        home,
+        python="/usr/bin/python3",
+        registry=registry,
+        HOME=str(home),
+        MINIKUBE_MEMORY="4g",
+        APOD_K8S_BUILD_TAG=stub["APOD_K8S_BUILD_TAG"],
+        APOD_LOCAL_POSTGRES=stub["APOD_LOCAL_POSTGRES"],
     )
     user_env["PATH"] = f"{home / 'bin'}:/usr/local/bin:/usr/bin:/bin"
     try:
@@ -344,6 +422,8 @@ def test_the_stand_in_refuses_minikube_as_root_without_force(stub):
         ["kubectl", "--context", "kind-apod", "rollout", "status", "deploy/x", "--wait", "10s"],
         ["kubectl", "--context", "kind-apod", "apply", "--kustomization", "dir"],
         ["kubectl", "--context", "kind-apod", "port-forward", "--bind", "::1", "svc/x", "1:2"],
+        ["kind", "get", "nodes", "--cluster", "apod"],
+        ["kubectl", "--context", "kind-apod", "create", "-k", "d", "--dry-run=client", "--json"],
     ],
 )
 def test_the_stand_in_refuses_flags_the_real_tools_lack(argv, stub):
@@ -352,7 +432,7 @@ def test_the_stand_in_refuses_flags_the_real_tools_lack(argv, stub):
     assert "unknown flag" in result.stderr
 
 
-def test_the_stand_in_completes_a_job_only_once_it_ran(stub):
+def test_the_stand_in_completes_a_job_only_once_it_ran(stub, registry):
     env = stub
     up = script("k8s-kind-up.sh", env)
     stop_port_forward(env)
@@ -378,3 +458,18 @@ def test_the_stand_in_completes_a_job_only_once_it_ran(stub):
     never = kc("rollout", "status", "deployment/nothing", "--timeout=5s")
     assert never.returncode == 1
     assert "NotFound" in never.stderr
+
+    # Its nodes pull only through their hosts entry, from the registry on the kind network.
+    state = stand_in.state(env)["clusters"]["kind-apod"]
+    (node,) = state["nodes"]
+    pulled = next(i for i, how in state["loaded"].items() if how == "pulled")
+    assert stub_registry.node_pulls(node, pulled)
+    assert not stub_registry.node_pulls(node, pulled.rpartition(":")[0] + ":never-pushed")
+    network = env["KIND_EXPERIMENTAL_DOCKER_NETWORK"]
+    docker("network", "disconnect", network, registry.name)
+    try:
+        assert not stub_registry.node_pulls(node, pulled)
+    finally:
+        docker("network", "connect", network, registry.name)
+    docker("exec", node, "rm", f"/etc/containerd/certs.d/{registry.host}/hosts.toml")
+    assert not stub_registry.node_pulls(node, pulled)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from apod_common import cli, redaction, settings
+from apod_common import redaction, runner, settings
 from apod_common.errors import StepError
 from apod_common.redaction import RedactingFilter, Redactor
 
@@ -173,7 +173,7 @@ def _step(monkeypatch, tmp_path):
 def test_the_runner_redacts_logs_summary_and_reason(monkeypatch, tmp_path, capfd, argv):
     main = _step(monkeypatch, tmp_path)
     monkeypatch.setenv("APOD_LOG_LEVEL", "DEBUG")
-    code = cli.run("demo", main, argv)
+    code = runner.run("demo", main, argv)
     sys.stderr.flush()
     out, err = capfd.readouterr()
     summary = json.loads(out.strip().splitlines()[-1])

@@ -21,7 +21,7 @@ import pytest
 import requests
 from support.clock import ManualClock
 
-from apod_common import cli, layout
+from apod_common import layout, runner
 from apod_common.clock import SYSTEM
 from apod_extract import dates, pieces
 from apod_extract.client import ApodClient, RetryPolicy
@@ -158,7 +158,7 @@ def run_step(monkeypatch, capsys):
         monkeypatch.setenv("APOD_API_URL", server.apod_url)
         main = extract_main if step == "extract" else transform_main
         argv = ["--run-id", RUN, "--data-dir", str(data_dir), *args]
-        code = cli.run(step, main, argv)
+        code = runner.run(step, main, argv)
         out, err = capsys.readouterr()
         return Result(code, err, json.loads(out.strip().splitlines()[-1]))
 

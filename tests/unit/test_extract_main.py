@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from apod_common import cli, files, versioned
+from apod_common import files, runner, versioned
 from apod_extract.main import main
 from apod_testserver.server import Config, serving
 
@@ -77,7 +77,7 @@ def extract(env, capsys, tmp_path):
     def run(*args: str, fast: bool = True) -> Outcome:
         argv = ["--run-id", RUN, "--data-dir", str(tmp_path), *(FAST if fast else ()), *args]
         try:
-            code = cli.run("extract", main, argv)
+            code = runner.run("extract", main, argv)
         except SystemExit as exc:  # argparse's own usage errors
             code = exc.code
         captured = capsys.readouterr()
@@ -271,7 +271,7 @@ def test_chunk_days_and_environment_defaults(env, server, tmp_path):
     env.setenv("APOD_RUN_ID", "from-env")
     env.setenv("APOD_DATA_DIR", str(tmp_path / "envdata"))
     result = Outcome(
-        cli.run(
+        runner.run(
             "extract", main, ["--start", "2024-01-01", "--end", "2024-01-10", "--chunk-days", "4"]
         ),
         "",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from apod_common import cli, exit_codes, files, layout, manifest
+from apod_common import exit_codes, files, layout, manifest, runner
 from apod_common.errors import NothingToDo, StepError
 from apod_extract.main import main as extract_main
 from apod_testserver.server import Config, serving
@@ -33,7 +33,7 @@ def extract(monkeypatch, tmp_path):
 
         def run(start: str, end: str) -> int:
             argv = ["--run-id", RUN, "--data-dir", str(tmp_path), "--start", start, "--end", end]
-            return cli.run("extract", extract_main, argv)
+            return runner.run("extract", extract_main, argv)
 
         yield run
 

@@ -4,8 +4,9 @@ comments cite a section there instead.
 
 The scan covers what people read about the project: README.md, everything under images/
 (READMEs, Dockerfiles, scripts, code comments), dags/, k8s/ (the manifests), compose/,
-docker-compose.yml, docs/RELIABILITY.md, the Makefile, mk/ and scripts/*.sh. tests/ is
-left out (its assertions quote the steps' own messages) and so are the bench's reports.
+docker-compose.yml, docs/*.md, the Makefile, mk/ and scripts/*.sh. tests/ is left out
+(its assertions quote the steps' own messages) and so are the bench's own reports
+(docs/BENCHMARKS*).
 
 How a quantity is told to be a setting (fine) or a figure (fails):
 1. A quantity is a number with a unit of time (ms, s, min, h and their words), a rate
@@ -131,7 +132,7 @@ def scanned_files() -> list[Path]:
     ).stdout.split(b"\0")
     names = sorted({n.decode() for n in listed if n})
     scope = re.compile(
-        r"^(?:README\.md|docker-compose\.yml|docs/RELIABILITY\.md|Makefile|mk/[^/]+\.mk"
+        r"^(?:README\.md|docker-compose\.yml|docs/(?!BENCHMARKS)[^/]+\.md|Makefile|mk/[^/]+\.mk"
         r"|scripts/[^/]+\.sh|images/.+|dags/.+|k8s/.+|compose/.+)$"
     )
     return [REPO / n for n in names if scope.match(n) and (REPO / n).is_file()]
@@ -197,3 +198,10 @@ def test_a_setting_passes(setting):
 def test_an_observed_duration_fails_even_beside_a_setting():
     text = "weed's graceful stop takes about 16 s: give it 30 s (`stop_grace_period`)."
     assert [f.text for f in figures(text)] == ["16 s"]
+
+
+def test_the_scan_covers_the_guides_in_docs_but_not_the_bench_reports():
+    scanned = {str(p.relative_to(REPO)) for p in scanned_files()}
+    guides = {p for p in scanned if p.startswith("docs/")}
+    assert {"docs/RELIABILITY.md", "docs/by-hand.md"} <= guides
+    assert not {p for p in guides if p.startswith("docs/BENCHMARKS")}

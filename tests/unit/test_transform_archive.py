@@ -11,7 +11,7 @@ import pytest
 from test_transform_hostile import one_line, prose, url
 from test_transform_rawinput import FETCHED_AT, write_raw
 
-from apod_common import cli, layout
+from apod_common import layout, runner
 from apod_transform.main import main
 
 pytestmark = pytest.mark.unit
@@ -63,7 +63,7 @@ def test_full_archive_stages_every_entry(tmp_path, capsys):
     assert max(len(c) for c in chunks) <= 31
     write_raw(tmp_path, "archive", chunks)
 
-    code = cli.run("transform", main, ["--run-id", "archive", "--data-dir", str(tmp_path)])
+    code = runner.run("transform", main, ["--run-id", "archive", "--data-dir", str(tmp_path)])
     out, err = capsys.readouterr()
     summary = json.loads(out.strip().splitlines()[-1])
     assert code == 0, err

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from test_transform_rawinput import FETCHED_AT, entry, write_raw
 
-from apod_common import cli, layout
+from apod_common import layout, runner
 from apod_common.schema import STAGED_COLUMNS
 from apod_transform.main import main
 
@@ -110,7 +110,7 @@ def staged(tmp_path_factory):
     ]
     write_raw(data_dir, run_id, [entries[:10], entries[10:], rejects])
     args = ["--run-id", run_id, "--data-dir", str(data_dir), "--max-reject-ratio", "0.2"]
-    assert cli.run("transform", main, args) == 0
+    assert runner.run("transform", main, args) == 0
     return data_dir, run_id, entries, rejects
 
 

@@ -14,6 +14,8 @@ own files and different runs never collide.
 import re
 from pathlib import Path
 
+# Repeated as DATA_CSV in dags/apod_pipeline/steps.py (no step library there): a DAG test
+# ties the two.
 CSV_NAME = "apod_data.csv"
 # Beside the batches, under a name no batch can have (batch_name strips leading dots).
 LAST_VERSIONED_NAME = ".last-versioned.json"

@@ -1,4 +1,4 @@
-"""One secret redactor for every step; `apod_common.cli.run` puts it in front of everything a
+"""One secret redactor for every step; `apod_common.runner.run` puts it in front of everything a
 step prints: log records (their tracebacks too), the JSON summary and the one-line reason.
 
 What it masks, as `***`:

@@ -69,7 +69,19 @@ class Progress:
         return f"{left:.0f} s" if left < 120 else f"{left / 60:.0f} min"
 
 
+@dataclass(frozen=True)
+class Plan:
+    """The run's chunks, each tiled with the files an earlier attempt kept (True) and the
+    ranges still to fetch (False); `jobs` are those ranges."""
+
+    chunks: list[Span]
+    tilings: list[list[tuple[Span, bool]]]
+    kept: dict[Span, bytes]  # the earlier attempt's files, by their day range
+    jobs: list[Job]
+
+
 def run(request: Request, client: ApodClient) -> dict:
+    """The run's summary, once every chunk of the range is on disk and listed."""
     raw = layout.raw_dir(request.data_dir, request.run_id)
     manifest_path = layout.manifest_path(request.data_dir, request.run_id)
     try:
@@ -79,33 +91,70 @@ def run(request: Request, client: ApodClient) -> dict:
             f"cannot create {raw}: {exc.strerror}", exit_codes.UPSTREAM_UNAVAILABLE
         ) from None
 
-    plan = dates.spans(request.start, request.end, request.chunk_days)
+    plan = plan_chunks(request, raw)
+    progress = Progress(plan.chunks, plan.jobs)
+    chunks = reuse_kept_chunks(plan, raw, manifest_path, progress)
+    requests = fetch_missing(plan, client, request.concurrency, raw, chunks, progress)
+    written = write_manifest(request, raw, manifest_path, chunks)
+    fetched = len({job.chunk for job in plan.jobs})
+    summary = {
+        "run_id": request.run_id,
+        "start": request.start.isoformat(),
+        "end": request.end.isoformat(),
+        "raw_dir": str(raw),
+        "manifest": str(manifest_path),
+        "chunks": len(plan.chunks),
+        "chunks_fetched": fetched,
+        "chunks_reused": len(plan.chunks) - fetched,
+        "requests": requests,
+        "entries": written.entries,
+    }
+    if written.entries == 0:
+        raise NothingToDo(
+            f"the API has no entries for {request.start}..{request.end} "
+            f"(manifest written to {manifest_path})"
+        )
+    if not request.always_load and (why := unchanged.reason(request.data_dir, written)):
+        raise NothingToDo(why)
+    return summary
+
+
+def plan_chunks(request: Request, raw: Path) -> Plan:
+    """Split the range into chunks and tile each with what is kept in `raw` (nothing with
+    --refetch): what is left to fetch are the jobs."""
+    chunks = dates.spans(request.start, request.end, request.chunk_days)
     kept = {} if request.refetch else store.kept_chunks(raw)
-    tilings = [pieces.tile(chunk, kept) for chunk in plan]
+    tilings = [pieces.tile(chunk, kept) for chunk in chunks]
     jobs = [
         Job(span, number)
         for number, tiling in enumerate(tilings)
         for span, was_kept in tiling
         if not was_kept
     ]
-    progress = Progress(plan, jobs)
     log.info(
         "%s..%s from %s: %d chunk(s), %d already present in %s; at most %d request(s) at once",
         request.start,
         request.end,
         request.api_url,
-        len(plan),
+        len(chunks),
         sum(all(was_kept for _, was_kept in tiling) for tiling in tilings),
         raw,
         request.concurrency,
     )
+    return Plan(chunks, tilings, kept, jobs)
 
+
+def reuse_kept_chunks(
+    plan: Plan, raw: Path, manifest_path: Path, progress: Progress
+) -> dict[Span, Chunk]:
+    """The manifest entries of the kept files the plan uses, with the fetch time the
+    earlier manifest gave their bytes (else the file's mtime, which is its fetch time)."""
     chunks: dict[Span, Chunk] = {}
     earlier = {c.file: c for c in _earlier_chunks(manifest_path)}
-    for number, tiling in enumerate(tilings):
+    for number, tiling in enumerate(plan.tilings):
         for span in (span for span, was_kept in tiling if was_kept):
             name = store.chunk_name(*span)
-            data = kept[span]
+            data = plan.kept[span]
             fetched_at = _earlier_fetch_time(earlier.get(name), data) or store.utc_text(
                 store.modified_at(raw / name)
             )
@@ -116,8 +165,20 @@ def run(request: Request, client: ApodClient) -> dict:
                 progress.label(number, span),
                 chunks[span].entries,
             )
+    return chunks
 
-    fetcher = Fetcher(client, request.concurrency)
+
+def fetch_missing(
+    plan: Plan,
+    client: ApodClient,
+    concurrency: int,
+    raw: Path,
+    chunks: dict[Span, Chunk],
+    progress: Progress,
+) -> int:
+    """Fetch the plan's jobs, writing each answer to its file in `raw` and its entry into
+    `chunks` as it arrives; the number of requests sent. A failure says what is kept."""
+    fetcher = Fetcher(client, concurrency)
 
     written: list[Path] = []  # made durable together, before the manifest names them
 
@@ -132,14 +193,14 @@ def run(request: Request, client: ApodClient) -> dict:
             page.entries,
             "unknown" if page.remaining is None else page.remaining,
             progress.done,
-            len(plan),
+            len(plan.chunks),
             fetcher.in_flight,
             progress.eta(),
         )
 
     try:
         try:
-            fetcher.run(jobs, arrived)
+            fetcher.run(plan.jobs, arrived)
         except BaseException:
             # The chunks fetched so far are kept for a rerun: on disk, if it can be had.
             with contextlib.suppress(OSError):
@@ -148,15 +209,17 @@ def run(request: Request, client: ApodClient) -> dict:
         _make_durable(written)
     except QuotaUsedUp:
         raise StepError(
-            f"rate limit used up (X-RateLimit-Remaining: 0) with {len(plan) - progress.done} "
-            f"chunk(s) still to fetch; {_kept(raw, plan, progress.done)}",
+            f"rate limit used up (X-RateLimit-Remaining: 0) with "
+            f"{len(plan.chunks) - progress.done} chunk(s) still to fetch; "
+            f"{_kept(raw, plan.chunks, progress.done)}",
             exit_codes.UPSTREAM_UNAVAILABLE,
         ) from None
     except StepError as exc:
         if exc.code == exit_codes.UPSTREAM_UNAVAILABLE:
-            raise StepError(f"{exc.reason}; {_kept(raw, plan, progress.done)}", exc.code) from None
+            kept = _kept(raw, plan.chunks, progress.done)
+            raise StepError(f"{exc.reason}; {kept}", exc.code) from None
         raise
-    if jobs:
+    if plan.jobs:
         log.info(
             "fetched %d day(s) with %d request(s) in %.1f s, at most %d in flight",
             progress.days_fetched,
@@ -164,13 +227,19 @@ def run(request: Request, client: ApodClient) -> dict:
             time.monotonic() - progress.started,
             fetcher.most_in_flight,
         )
+    return fetcher.requests
 
-    listed = tuple(chunks[span] for span in sorted(chunks))  # date order, not arrival order
+
+def write_manifest(
+    request: Request, raw: Path, manifest_path: Path, chunks: dict[Span, Chunk]
+) -> Manifest:
+    """Remove the files the run does not list, then write the manifest, chunks in date
+    order whatever the order of arrival."""
+    listed = tuple(chunks[span] for span in sorted(chunks))
     for stray in store.strays(raw, {c.file for c in listed}):
         log.info("removing %s (not part of this run's range)", stray.name)
         stray.unlink(missing_ok=True)
-
-    fetched_manifest = Manifest(
+    written = Manifest(
         run_id=request.run_id,
         start=request.start,
         end=request.end,
@@ -178,29 +247,8 @@ def run(request: Request, client: ApodClient) -> dict:
         chunk_days=request.chunk_days,
         chunks=listed,
     )
-    _write(manifest_path, fetched_manifest.to_bytes())
-    total = fetched_manifest.entries
-    fetched = len({job.chunk for job in jobs})
-    summary = {
-        "run_id": request.run_id,
-        "start": request.start.isoformat(),
-        "end": request.end.isoformat(),
-        "raw_dir": str(raw),
-        "manifest": str(manifest_path),
-        "chunks": len(plan),
-        "chunks_fetched": fetched,
-        "chunks_reused": len(plan) - fetched,
-        "requests": fetcher.requests,
-        "entries": total,
-    }
-    if total == 0:
-        raise NothingToDo(
-            f"the API has no entries for {request.start}..{request.end} "
-            f"(manifest written to {manifest_path})"
-        )
-    if not request.always_load and (why := unchanged.reason(request.data_dir, fetched_manifest)):
-        raise NothingToDo(why)
-    return summary
+    _write(manifest_path, written.to_bytes())
+    return written
 
 
 def _chunk(span: Span, data: bytes, fetched_at: str) -> Chunk:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from apod_common import cli as runner
-from apod_common import exit_codes, settings
+from apod_common import exit_codes, runner, settings
 from apod_common.errors import StepError
 from apod_extract import dates
 from apod_extract.client import ApodClient, RetryPolicy
@@ -21,7 +20,7 @@ ENVIRONMENT = """\
 environment:
   APOD_API_URL        endpoint (default https://api.nasa.gov/planetary/apod)
   NASA_API_KEY        API key (default DEMO_KEY); or NASA_API_KEY_FILE naming a file
-  APOD_RUN_ID         run id when --run-id is not given (default "manual")
+  APOD_RUN_ID         run id when --run-id is not given
   APOD_DATA_DIR       data directory when --data-dir is not given (default /data)
   APOD_LOG_LEVEL      log level on stderr (default INFO)
 
@@ -41,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first day")
     parser.add_argument("--end", metavar="YYYY-MM-DD", help="last day, inclusive (default START)")
-    parser.add_argument("--run-id", help="names the batch folder (default $APOD_RUN_ID)")
+    runner.add_run_id(parser, "names the batch folder")
     parser.add_argument("--data-dir", metavar="DIR", help="data root (default $APOD_DATA_DIR)")
     parser.add_argument(
         "--chunk-days",

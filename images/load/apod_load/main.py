@@ -6,7 +6,7 @@ arguments are good, so that `--help` and usage errors stay fast.
 
 import argparse
 
-from apod_common import cli as runner
+from apod_common import layout, runner
 from apod_load.names import DEFAULT_LOADER_ROLE, DEFAULT_TABLE, parse_role, parse_table
 
 DESCRIPTION = """\
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def batch_arguments(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--run-id", help="the run whose staged batch to load ($APOD_RUN_ID)")
+        runner.add_run_id(sub, "the run whose staged batch to load")
         sub.add_argument("--data-dir", help="the shared data directory ($APOD_DATA_DIR, /data)")
         runner.add_lock_timeout(sub, 600.0, "a concurrent load of the same store")
 
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     batch_arguments(csv)
-    csv.add_argument("--output", help="the dataset CSV (<data-dir>/apod_data.csv)")
+    csv.add_argument("--output", help=f"the dataset CSV (<data-dir>/{layout.CSV_NAME})")
 
     init = commands.add_parser(
         "init-db",

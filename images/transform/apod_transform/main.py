@@ -6,17 +6,15 @@ good, so that `--help` and usage errors stay fast.
 
 import argparse
 import math
-import re
 
-from apod_common import cli as runner
-from apod_common import exit_codes, settings
+from apod_common import exit_codes, runner, settings
 from apod_common.errors import StepError
 
 DEFAULT_MAX_REJECT_RATIO = 0.1
 
 EPILOG = """\
 environment (an argument wins over its variable):
-  APOD_RUN_ID            run id (default "manual")
+  APOD_RUN_ID            run id when --run-id is not given
   APOD_DATA_DIR          data directory (default /data)
   APOD_MAX_REJECT_RATIO  highest tolerated share of rejected entries (default 0.1)
   APOD_LOG_LEVEL         log level on stderr (default INFO)
@@ -46,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         "batch; set the bad ones aside with their reason.",
         EPILOG,
     )
-    parser.add_argument("--run-id", help="the run whose raw files to read (env APOD_RUN_ID)")
+    runner.add_run_id(parser, "the run whose raw files to read")
     parser.add_argument("--data-dir", help="the shared data directory (env APOD_DATA_DIR)")
     parser.add_argument(
         "--max-reject-ratio",
@@ -68,17 +66,9 @@ def _max_reject_ratio(cli_value: float | None) -> float:
         raise StepError(f"APOD_MAX_REJECT_RATIO {exc}", exit_codes.USAGE) from exc
 
 
-def _run_id(cli_value: str | None) -> str:
-    run_id = settings.run_id(cli_value)
-    # It is written into every staged row: one printable line only.
-    if not run_id.strip() or re.search(r"[\x00-\x1f\x7f]", run_id):
-        raise StepError("the run id must be non-empty printable text", exit_codes.USAGE)
-    return run_id
-
-
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    run_id = _run_id(args.run_id)
+    run_id = settings.run_id(args.run_id)
     data_dir = settings.data_dir(args.data_dir)
     max_ratio = _max_reject_ratio(args.max_reject_ratio)
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from apod_common import cli as runner
-from apod_common import exit_codes, layout, settings
+from apod_common import exit_codes, layout, runner, settings
 from apod_common.errors import StepError
 from apod_common.files import md5_of
 from apod_version import paths
@@ -55,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = runner.parser("version lineage", DESCRIPTION, EPILOG)
     parser.add_argument("--date", type=runner.iso_date, required=True, help="the date, YYYY-MM-DD")
     parser.add_argument(
-        "--csv", help="the dataset CSV (default: $APOD_DATA_DIR/apod_data.csv, /data/...)"
+        "--csv", help=f"the dataset CSV (default: $APOD_DATA_DIR/{layout.CSV_NAME}, /data/...)"
     )
     parser.add_argument("--repo", help="the git repository (default: the one holding the CSV)")
     return parser

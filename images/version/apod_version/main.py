@@ -7,8 +7,7 @@ so that `--help` and usage errors stay fast.
 import argparse
 import sys
 
-from apod_common import cli as runner
-from apod_common import layout, settings
+from apod_common import layout, runner, settings
 from apod_version.paths import absolute
 
 TRUTHY = ("1", "true", "yes", "on")
@@ -64,9 +63,9 @@ the data, 1 restored bytes differ from the md5 in git, or unexpected.
 
 def build_parser() -> argparse.ArgumentParser:
     parser = runner.parser("version", DESCRIPTION, EPILOG)
-    parser.add_argument("--run-id", help="the pipeline run this version belongs to")
+    runner.add_run_id(parser, "the pipeline run this version belongs to")
     parser.add_argument(
-        "--csv", help="the dataset CSV (default: $APOD_DATA_DIR/apod_data.csv, /data/...)"
+        "--csv", help=f"the dataset CSV (default: $APOD_DATA_DIR/{layout.CSV_NAME}, /data/...)"
     )
     parser.add_argument("--repo", help="the git repository (default: the one holding the CSV)")
     parser.add_argument(

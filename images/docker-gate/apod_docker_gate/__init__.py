@@ -1,0 +1,1 @@
+"""The Docker gate: the only holder of the Docker socket (README.md)."""
