@@ -154,6 +154,54 @@ class Airflow:
         log(f"DAG {dag_id} unpaused; its next scheduled run: the interval after that slot")
         return run
 
+    def create_backfill(
+        self, dag_id: str, first: str, last: str, max_active_runs: int | None = None
+    ) -> dict:
+        """Airflow's own Backfill of the days first..last (as the UI and `airflow backfill
+        create` make one); without max_active_runs, the REST API's default."""
+        body: dict = {
+            "dag_id": dag_id,
+            "from_date": f"{first}T00:00:00Z",
+            "to_date": f"{last}T00:00:00Z",
+        }
+        if max_active_runs is not None:
+            body["max_active_runs"] = max_active_runs
+        return self.call("POST", "/api/v2/backfills", body)
+
+    def backfill_runs(
+        self, dag_id: str, first: str, last: str, days: int, timeout: float, poll: float = 1.0
+    ) -> list[dict]:
+        """The backfill runs of the days first..last in date order, once all `days` of them
+        have finished."""
+        query = (
+            f"/api/v2/dags/{quote(dag_id)}/dagRuns?run_type=backfill&limit={days + 1}"
+            f"&logical_date_gte={first}T00:00:00Z&logical_date_lte={last}T00:00:00Z"
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.call("GET", query)["dag_runs"]
+            if len(runs) >= days and all(r["state"] in FINISHED_RUN_STATES for r in runs):
+                return sorted(runs, key=lambda run: run["logical_date"])
+            if time.monotonic() > deadline:
+                states = {r["dag_run_id"]: r["state"] for r in runs}
+                raise ApiError(f"backfill {first}..{last} unfinished after {timeout:.0f}s: "
+                               f"{states}", TIMEOUT)  # fmt: skip
+            time.sleep(poll)
+
+    def wait_backfill_completed(self, backfill_id: int, timeout: float) -> dict:
+        """Until the scheduler marks the backfill completed (it looks every 30 s): only one
+        backfill of a DAG may be active."""
+        deadline = time.monotonic() + timeout
+        while True:
+            backfill = self.call("GET", f"/api/v2/backfills/{backfill_id}")
+            if backfill.get("completed_at"):
+                return backfill
+            if time.monotonic() > deadline:
+                raise ApiError(
+                    f"backfill {backfill_id} not completed after {timeout:.0f}s", TIMEOUT
+                )
+            time.sleep(2)
+
     def run_state(self, dag_id: str, run_id: str) -> tuple[str, dict[str, str]]:
         run = self.call("GET", f"/api/v2/dags/{quote(dag_id)}/dagRuns/{quote(run_id)}")
         instances = self.call(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param
 
-from apod_pipeline import alerts
+from apod_pipeline import alerts, backfill
 from apod_pipeline.lineage import event_extra, parse_summary, sources
 from apod_pipeline.settings import Settings
 from apod_pipeline.steps import Output, RunValue, Step, steps
@@ -36,18 +36,26 @@ DEFAULT_ARGS = {
     # A multiplier since Airflow 3.1: True would mean 1.0, a constant delay.
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
+    # Skips a backfill run's extract whose day another run of the backfill fetches (a
+    # no-op for every other task and run: apod_pipeline.backfill).
+    "pre_execute": backfill.skip_if_taken,
 }
 
 
 # The run's dates: a manual run's params when given, else the data interval's date.
 # A manual run triggered without a logical date has no `ds`; it then falls back to
-# the day it was triggered for (run_after).
+# the day it was triggered for (run_after). A backfill run's are folded into the range
+# of the backfill's days it fetches (apod_pipeline.backfill, the `run_days` macro).
 _RUN_DATE = "ds | default(dag_run.run_after | ds)"
+_START = "params.start_date or " + _RUN_DATE
+_END = "params.end_date or params.start_date or " + _RUN_DATE
+_RUN_DAYS = "run_days(ti, dag_run, params, " + _START + ", " + _END + ")"
 TEMPLATES = {
-    RunValue.START: "{{ params.start_date or " + _RUN_DATE + " }}",
-    RunValue.END: "{{ params.end_date or params.start_date or " + _RUN_DATE + " }}",
+    RunValue.START: "{{ " + _RUN_DAYS + ".start }}",
+    RunValue.END: "{{ " + _RUN_DAYS + ".end }}",
     RunValue.RUN_ID: "{{ run_id }}",
 }
+MACROS = {"run_days": backfill.run_days}
 
 
 def templated_arguments(step: Step) -> list[str]:
@@ -130,9 +138,14 @@ just ended in UTC). `catchup` is off and only one run is active at a time.
 costs few requests. From the CLI:
 `airflow dags trigger {dag_id} --conf '{{"start_date": "2024-01-01", "end_date": "2024-01-31"}}'`.
 
+Airflow's own **Backfill** (*Trigger* → *Backfill*, `airflow backfill create`) costs about as
+much: its first run fetches, loads and versions the backfill's days as one range (up to a
+year), and the others end at their extract (its log names that run), skipping the rest.
+
 ## Outcomes
-A task whose step exits 99 (*nothing to do*: no entries in the range, no change in the
-data) is **skipped**, and so is everything downstream. Exit 2, 3 or 4 (bad arguments,
+A task whose step exits 99 (*nothing to do*: no entries in the range, the API's answers
+unchanged since the last batch loaded and versioned, no change in the data) is **skipped**,
+and so is everything downstream. Exit 2, 3 or 4 (bad arguments,
 bad input, refused by the API) fails at once; other failures are retried three times
 with exponential backoff. Re-running a date is safe: every step is idempotent.
 
@@ -173,6 +186,7 @@ def build_dag(
         dagrun_timeout=timedelta(hours=4),
         default_args={**DEFAULT_ARGS, **alerts.TASK_ARGUMENTS},
         params=params(),
+        user_defined_macros=MACROS,
         doc_md=DOC_MD.format(runner=runner, dag_id=dag_id, secrets=secrets_doc),
         tags=["apod", "etl", *tags],
         # Failure and lateness alerts (alerts.py): a run's failure callback, its deadline.

@@ -8,8 +8,12 @@ pytestmark = pytest.mark.dags
 
 DATA = {"Target": "/data", "Source": "apod-data", "Type": "volume", "ReadOnly": False}
 DVC = {"Target": "/dvc-remote", "Source": "apod-dvc-remote", "Type": "volume", "ReadOnly": False}
-START = "{{ params.start_date or ds | default(dag_run.run_after | ds) }}"
-END = "{{ params.end_date or params.start_date or ds | default(dag_run.run_after | ds) }}"
+DAYS = (
+    "run_days(ti, dag_run, params, params.start_date or ds | default(dag_run.run_after | ds), "
+    "params.end_date or params.start_date or ds | default(dag_run.run_after | ds))"
+)
+START = "{{ " + DAYS + ".start }}"
+END = "{{ " + DAYS + ".end }}"
 
 EXPECTED = {
     "extract": {

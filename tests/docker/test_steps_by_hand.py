@@ -57,7 +57,9 @@ def served(server, first: str, last: str) -> list[dict]:
         return json.load(response)
 
 
-def test_four_steps_on_a_shared_volume_agree_and_rerun_changes_nothing():
+def test_four_steps_on_a_shared_volume_agree_and_an_unchanged_rerun_stops_early():
+    """A re-run whose API answers are the last versioned batch's stops at extract (exit 99,
+    and says why in its summary): nothing loaded, nothing committed, every store as it was."""
     require_images(*STEP_IMAGES)
     with (
         apod_test_server() as server,
@@ -92,11 +94,12 @@ def test_four_steps_on_a_shared_volume_agree_and_rerun_changes_nothing():
         loaded_at = db.query("SELECT max(loaded_at) FROM apod.apod_entries")
 
         second = pipeline("manual__second")
-        assert second["extract"].returncode == 0
-        assert second["load_postgres"].returncode == 0
-        assert second["load_postgres"].summary["inserted"] == 0
-        assert second["load_postgres"].summary["updated"] == 0
-        assert second["version"].returncode == 99, second["version"].stderr
+        assert list(second) == ["extract"], "the steps after an early stop ran"
+        assert second["extract"].returncode == 99, second["extract"].stderr
+        summary = second["extract"].summary
+        assert summary["status"] == "skipped"
+        assert summary["reason"].startswith("unchanged:")
+        assert "manual__first" in summary["reason"]
         assert volume_cat(data, "/data/apod_data.csv") == csv_text
         assert volume_git(data, "log", "--format=%H %s") == log
         assert db.query("SELECT max(loaded_at) FROM apod.apod_entries") == loaded_at

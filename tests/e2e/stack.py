@@ -5,6 +5,7 @@ so a stack the user started is never reused, changed or stopped."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ import deploy_env
 DEMO_DATE = "2024-01-15"
 DAG_ID = "apod_etl"
 UP_TIMEOUT = 1800
+CSV, DVC_FILE = "apod_data.csv", "apod_data.csv.dvc"
 
 
 # The stack's alerts go to its own alert catcher (compose service alertcatcher, profile
@@ -177,3 +179,29 @@ class Stack:
             "git", "-C", "/data", "log", "--format=%H %s", "--", "apod_data.csv.dvc"
         )
         return out.splitlines()
+
+
+# --- a data volume the steps ran on (the stack's, or one of a test's own) ------------------
+
+
+def volume_file(volume: str, name: str) -> bytes:
+    return subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/v:ro",
+         "--entrypoint", "cat", image("version"), f"/v/{name}"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def seed_volume(volume: str, content: bytes) -> None:
+    """The CSV the compose stack held before its run, as a by-hand run's starting point."""
+    subprocess.run(
+        ["docker", "run", "-i", "--rm", "--network", "none", "-v", f"{volume}:/data",
+         "--entrypoint", "sh", image("version"), "-c", f"cat > /data/{CSV}"],
+        input=content, capture_output=True, check=True,
+    )  # fmt: skip
+
+
+def dvc_md5(dvc_file: bytes) -> str:
+    match = re.search(rb"md5: ([0-9a-f]{32})", dvc_file)
+    assert match, dvc_file
+    return match.group(1).decode()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +33,7 @@ from support.services import (
 )
 
 from apod_pipeline.settings import Settings
+from e2e.stack import CSV, DVC_FILE, dvc_md5, seed_volume, volume_file
 
 pytestmark = [pytest.mark.compose, pytest.mark.docker, pytest.mark.k8s, pytest.mark.timeout(1800)]
 
@@ -48,7 +48,6 @@ ROWS_JSON = (
     f"SELECT coalesce(jsonb_agg(jsonb_build_array({', '.join(CONTENT)}) ORDER BY date), '[]') "
     f"FROM apod.apod_entries WHERE date BETWEEN '{FIRST}' AND '{LAST}'"
 )
-CSV, DVC_FILE = "apod_data.csv", "apod_data.csv.dvc"
 
 
 def k8s_tools():
@@ -61,29 +60,6 @@ def k8s_tools():
     from test_steps_by_hand import checkout_of_this_tree
 
     return Cluster, docker_run, checkout_of_this_tree
-
-
-def volume_file(volume: str, name: str) -> bytes:
-    return subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", "-v", f"{volume}:/v:ro",
-         "--entrypoint", "cat", image("version"), f"/v/{name}"],
-        capture_output=True, check=True,
-    ).stdout  # fmt: skip
-
-
-def seed_volume(volume: str, content: bytes) -> None:
-    """The CSV the compose stack held before its run, as the starting point."""
-    subprocess.run(
-        ["docker", "run", "-i", "--rm", "--network", "none", "-v", f"{volume}:/data",
-         "--entrypoint", "sh", image("version"), "-c", f"cat > /data/{CSV}"],
-        input=content, capture_output=True, check=True,
-    )  # fmt: skip
-
-
-def dvc_md5(dvc_file: bytes) -> str:
-    match = re.search(rb"md5: ([0-9a-f]{32})", dvc_file)
-    assert match, dvc_file
-    return match.group(1).decode()
 
 
 def remote_has(volume_or_dir: str, md5: str) -> bool:

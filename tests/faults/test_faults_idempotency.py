@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -97,6 +98,31 @@ def test_overlapping_ranges_end_like_one_run_of_their_union(w: World, server):
         f"data: update apod_data.csv (run {late})",
         f"data: update apod_data.csv (run {early})",
     ]
+
+
+def test_two_runs_in_flight_side_by_side_end_like_one_run_of_their_union(w: World, server):
+    """Overlapping runs at once (as a backfill's may be): each step of one runs while the
+    other's steps run, on the same volume, table and data repository. Their locks leave
+    what one run of the union leaves, and a sound repository."""
+    clean = clean_run(server, *MONTH)
+    with ThreadPoolExecutor(2) as pool:
+        runs = [
+            pool.submit(w.pipeline, run_id("side_a"), "2024-01-01", "2024-01-20"),
+            pool.submit(w.pipeline, run_id("side_b"), "2024-01-10", "2024-01-31"),
+        ]
+        steps = [run.result() for run in runs]
+    got = w.snapshot()
+    assert got.content() == clean.content()
+    assert got.csv == clean.csv
+    assert got.dvc_file == clean.dvc_file
+    assert got.tree == clean.tree
+    # One data commit per run that changed the data: the second to version may find its
+    # batch already in the CSV the first committed.
+    versions = sorted(step["version"].returncode for step in steps)
+    assert versions in ([0, 0], [0, exit_codes.NOTHING_TO_DO])
+    assert got.commits == clean.commits + versions.count(0) - 1
+    assert w.git("fsck", "--strict", "--no-dangling", "--no-progress").strip() == ""
+    assert w.git("status", "--porcelain") == ""
 
 
 def test_an_upstream_edit_updates_one_row_and_makes_one_commit(w: World, server):

@@ -227,6 +227,29 @@ def test_same_data_again_is_nothing_to_do(project: Project):
     assert project.head() == head
 
 
+def test_a_versioned_batch_is_recorded_for_the_next_extract(project: Project):
+    """Committed or found unchanged, a run whose batch lies beside the CSV (raw/<batch>/, as
+    the steps lay the data directory out) is recorded as the last one versioned; a run
+    without one is not."""
+    data_dir = project.csv.parent
+    record = data_dir / "raw" / ".last-versioned.json"
+    assert project.run("manual__no_batch").returncode == 0
+    assert not record.exists()
+    for run_id, code in (("manual__a", 99), ("manual__b", 0)):
+        manifest = data_dir / "raw" / run_id / "manifest.json"
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text("{}\n")
+        if code == 0:
+            write_csv(project.csv, 4)
+        run = project.run(run_id)
+        assert run.returncode == code, run.stderr
+        assert json.loads(record.read_text()) == {
+            "run_id": run_id,
+            "md5": hashlib.md5(project.csv.read_bytes()).hexdigest(),  # noqa: S324
+            "commit": run.summary.get("commit"),
+        }
+
+
 def test_changed_data_makes_exactly_one_new_commit(project: Project):
     assert project.run("r1").returncode == 0
     head = project.head()

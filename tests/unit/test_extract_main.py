@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from apod_common import runner
+from apod_common import files, runner, versioned
 from apod_extract.main import main
 from apod_testserver.server import Config, serving
 
@@ -564,3 +564,55 @@ def test_python_dash_m_prints_the_summary_last_and_keeps_the_key_out(server, tmp
     )
     assert helped.returncode == 0
     assert "usage: apod-extract" in helped.stdout
+
+
+# --- nothing new since the last versioned batch -----------------------------------------
+
+
+def versioned_batch(tmp_path: Path, run_id: str) -> None:
+    """What the version step leaves once `run_id`'s batch is loaded and versioned."""
+    csv = tmp_path / "apod_data.csv"
+    csv.write_bytes(b"date,title\n2024-01-01,loaded\n")
+    versioned.write(tmp_path, versioned.Versioned(run_id, files.md5_of(csv), "c0ffee"))
+
+
+def test_the_same_answers_as_the_last_versioned_batch_are_nothing_to_do(extract, tmp_path):
+    assert extract("--start", "2024-01-01", "--end", "2024-02-15").code == 0
+    versioned_batch(tmp_path, RUN)
+    again = extract("--start", "2024-01-01", "--end", "2024-02-15", "--run-id", "manual__again")
+    assert again.code == 99
+    assert again.summary["status"] == "skipped"
+    assert again.summary["reason"].startswith("unchanged: the API answered 2024-01-01..2024-02-15")
+    assert RUN in again.summary["reason"]
+    # The run's own raw files are still written: transform could be run on them by hand.
+    assert (tmp_path / "raw" / "manual__again" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("change", "args"),
+    [
+        ("another range", ("--start", "2024-01-01", "--end", "2024-02-16")),
+        ("the CSV changed since", ("--start", "2024-01-01", "--end", "2024-02-15")),
+        ("asked to", ("--start", "2024-01-01", "--end", "2024-02-15", "--always-load")),
+    ],
+)
+def test_a_run_goes_through_when_anything_differs(extract, server, tmp_path, change, args):
+    assert extract("--start", "2024-01-01", "--end", "2024-02-15").code == 0
+    versioned_batch(tmp_path, RUN)
+    if change == "the CSV changed since":
+        (tmp_path / "apod_data.csv").write_bytes(b"date,title\n2024-01-01,edited\n")
+    assert extract(*args, "--run-id", "manual__again").code == 0
+
+
+def test_an_upstream_edit_since_the_versioned_batch_goes_through(extract, server, tmp_path):
+    assert extract("--start", "2024-01-01", "--end", "2024-01-31").code == 0
+    versioned_batch(tmp_path, RUN)
+    entry = requests.get(
+        server.apod_url, params={"api_key": "k", "date": "2024-01-15"}, timeout=10
+    ).json()
+    requests.put(
+        f"{server.base_url}/_control/entries/2024-01-15",
+        json={**entry, "title": entry["title"] + " (corrected)"},
+        timeout=10,
+    )
+    assert extract("--start", "2024-01-01", "--end", "2024-01-31", "--run-id", "m2").code == 0

@@ -7,11 +7,13 @@ schema's (CSV_ENCODING, CSV_LINE_TERMINATOR), for the readers that need no panda
 
 Written here rather than by DataFrame.to_csv: Python 3.11's csv module (under to_csv),
 with "\n" line ends, leaves a field holding a bare "\r" unquoted, and pandas and Postgres
-then read that "\r" as the end of the record. The writer is vectorised: the dataset is
-rewritten whole on every load.
+then read that "\r" as the end of the record. The dataset is rewritten whole on every
+load, so the writer joins each record once: adding whole columns of text one after the
+other (Series + Series) would copy every record again for each column.
 """
 
 import io
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,26 +22,23 @@ import pandas as pd
 from apod_common import files
 from apod_common.schema import CSV_ENCODING, CSV_LINE_TERMINATOR
 
-_NEEDS_QUOTES = r'[",\r\n]'
+_NEEDS_QUOTES = re.compile(r'[",\r\n]')
 
 
-def quote(values: pd.Series) -> pd.Series:
+def quote(values: pd.Series) -> list[str]:
     """One column of text as CSV fields (missing -> empty field)."""
-    text = values.fillna("").astype(str)
-    needs = text.str.contains(_NEEDS_QUOTES, regex=True)
-    quoted = '"' + text.str.replace('"', '""', regex=False) + '"'
-    return text.where(~needs, quoted)
+    needs = _NEEDS_QUOTES.search
+    return [
+        '"' + text.replace('"', '""') + '"' if needs(text) else text
+        for text in values.fillna("").astype(str).tolist()
+    ]
 
 
 def to_csv_bytes(frame: pd.DataFrame, columns: Sequence[str]) -> bytes:
     """`frame[columns]` in the dialect: header, then one record per row."""
     columns = list(columns)
-    lines = [",".join(columns)]
-    if len(frame):
-        records = quote(frame[columns[0]])
-        for column in columns[1:]:
-            records = records + "," + quote(frame[column])
-        lines.extend(records.tolist())
+    fields = [quote(frame[column]) for column in columns]
+    lines = [",".join(columns), *map(",".join, zip(*fields, strict=True))]
     return (CSV_LINE_TERMINATOR.join(lines) + CSV_LINE_TERMINATOR).encode(CSV_ENCODING)
 
 

@@ -2,6 +2,7 @@
 
 /data/raw/<batch>/<start>_<end>.json   raw API payloads, one file per chunk, untouched
 /data/raw/<batch>/manifest.json        what extract fetched (chunks, counts, checksums)
+/data/raw/.last-versioned.json         the last batch loaded and versioned (versioned.py)
 /data/staging/<batch>/apod.csv         the validated batch (STAGED_COLUMNS)
 /data/staging/<batch>/rejected.csv     rows set aside, with their reason
 /data/apod_data.csv                    the merged dataset, tracked by DVC
@@ -16,6 +17,8 @@ from pathlib import Path
 # Repeated as DATA_CSV in dags/apod_pipeline/steps.py (no step library there): a DAG test
 # ties the two.
 CSV_NAME = "apod_data.csv"
+# Beside the batches, under a name no batch can have (batch_name strips leading dots).
+LAST_VERSIONED_NAME = ".last-versioned.json"
 
 
 def batch_name(run_id: str) -> str:
@@ -29,6 +32,10 @@ def raw_dir(data_dir: Path, run_id: str) -> Path:
 
 def manifest_path(data_dir: Path, run_id: str) -> Path:
     return raw_dir(data_dir, run_id) / "manifest.json"
+
+
+def last_versioned(data_dir: Path) -> Path:
+    return data_dir / "raw" / LAST_VERSIONED_NAME
 
 
 def staging_dir(data_dir: Path, run_id: str) -> Path:

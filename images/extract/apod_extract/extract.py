@@ -4,6 +4,7 @@ arrival."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 from apod_common import exit_codes, files, layout, manifest
 from apod_common.errors import NothingToDo, StepError
 from apod_common.manifest import Chunk, Manifest
-from apod_extract import dates, pieces, store
+from apod_extract import dates, pieces, store, unchanged
 from apod_extract.client import ApodClient, Page, entry_count
 from apod_extract.dates import Span
 from apod_extract.fetcher import Fetcher, Job, QuotaUsedUp
@@ -33,6 +34,7 @@ class Request:
     api_url: str  # already stripped of credentials, for the manifest and logs
     refetch: bool = False  # ignore chunks an earlier attempt left (upstream edits, late days)
     concurrency: int = DEFAULT_CONCURRENCY  # most requests in flight at once
+    always_load: bool = False  # go through even when nothing changed (apod_extract.unchanged)
 
 
 class Progress:
@@ -112,6 +114,8 @@ def run(request: Request, client: ApodClient) -> dict:
             f"the API has no entries for {request.start}..{request.end} "
             f"(manifest written to {manifest_path})"
         )
+    if not request.always_load and (why := unchanged.reason(request.data_dir, written)):
+        raise NothingToDo(why)
     return summary
 
 
@@ -176,8 +180,11 @@ def fetch_missing(
     `chunks` as it arrives; the number of requests sent. A failure says what is kept."""
     fetcher = Fetcher(client, concurrency)
 
+    written: list[Path] = []  # made durable together, before the manifest names them
+
     def arrived(job: Job, page: Page) -> None:
-        _write(raw / store.chunk_name(*job.span), page.body, mtime=page.fetched_at)
+        written.append(raw / store.chunk_name(*job.span))
+        _write(written[-1], page.body, mtime=page.fetched_at, durable=False)
         chunks[job.span] = _chunk(job.span, page.body, store.utc_text(page.fetched_at))
         progress.add(job.chunk, job.span, fetched=True)
         log.info(
@@ -192,7 +199,14 @@ def fetch_missing(
         )
 
     try:
-        fetcher.run(plan.jobs, arrived)
+        try:
+            fetcher.run(plan.jobs, arrived)
+        except BaseException:
+            # The chunks fetched so far are kept for a rerun: on disk, if it can be had.
+            with contextlib.suppress(OSError):
+                files.make_durable(written)
+            raise
+        _make_durable(written)
     except QuotaUsedUp:
         raise StepError(
             f"rate limit used up (X-RateLimit-Remaining: 0) with "
@@ -249,12 +263,22 @@ def _chunk(span: Span, data: bytes, fetched_at: str) -> Chunk:
     )
 
 
-def _write(path: Path, data: bytes, mtime: dt.datetime | None = None) -> None:
+def _write(path: Path, data: bytes, mtime: dt.datetime | None = None, durable: bool = True) -> None:
     try:
-        files.atomic_write(path, data, mtime)
+        files.atomic_write(path, data, mtime, durable)
     except OSError as exc:
         raise StepError(
             f"cannot write {path}: {exc.strerror}", exit_codes.UPSTREAM_UNAVAILABLE
+        ) from None
+
+
+def _make_durable(paths: list[Path]) -> None:
+    try:
+        files.make_durable(paths)
+    except OSError as exc:
+        raise StepError(
+            f"cannot sync {len(paths)} chunk file(s) to disk: {exc.strerror}",
+            exit_codes.UPSTREAM_UNAVAILABLE,
         ) from None
 
 

@@ -26,7 +26,8 @@ environment:
 
 exit codes: 0 done, 2 bad arguments, 4 the API refused (4xx), 5 the API stayed
 unavailable or the rate limit ran out (finished chunks are kept: rerun to resume),
-99 no entries in the range (manifest still written)."""
+99 no entries in the range, or the same answers as the last batch loaded and versioned
+(manifest still written)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--refetch",
         action="store_true",
         help="fetch every chunk again, even those an earlier attempt of this run id left",
+    )
+    parser.add_argument(
+        "--always-load",
+        action="store_true",
+        help="go through even when the API answers as for the last batch loaded and "
+        "versioned (by default: exit 99, nothing to do)",
     )
     return parser
 
@@ -148,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         data_dir=settings.data_dir(args.data_dir),
         chunk_days=args.chunk_days,
         refetch=args.refetch,
+        always_load=args.always_load,
         concurrency=args.concurrency,
         api_url=public_url(url),
     )

@@ -1,4 +1,8 @@
-"""The three commands behind the CLI boundary: parsed arguments in, summary dict out."""
+"""The commands behind the CLI boundary: parsed arguments in, summary dict out.
+
+Each command imports what it works with when it runs: `csv` needs pandas and no psycopg,
+`postgres` psycopg and no pandas, and every task would otherwise pay both imports.
+"""
 
 import argparse
 import logging
@@ -6,13 +10,13 @@ from pathlib import Path
 
 from apod_common import exit_codes, layout, settings, staging
 from apod_common.errors import StepError
-from apod_load import database, dataset, grants, upsert
-from apod_load.provenance import row_provenance
 
 log = logging.getLogger("load")
 
 
 def load_postgres(args: argparse.Namespace) -> dict:
+    from apod_load import database, upsert
+
     target = database.target_from_env()
     run_id = settings.run_id(args.run_id)
     batch = staging.locate(settings.data_dir(args.data_dir), run_id)
@@ -42,6 +46,8 @@ def load_postgres(args: argparse.Namespace) -> dict:
 
 
 def load_csv(args: argparse.Namespace) -> dict:
+    from apod_load import dataset
+
     run_id = settings.run_id(args.run_id)
     data_dir = settings.data_dir(args.data_dir)
     batch = staging.locate(data_dir, run_id)
@@ -52,6 +58,8 @@ def load_csv(args: argparse.Namespace) -> dict:
 
 
 def init_db(args: argparse.Namespace) -> dict:
+    from apod_load import database, grants
+
     target = database.target_from_env()
     password = settings.secret("APOD_LOADER_PASSWORD")
     with database.session(target, "initialising the database") as conn:
@@ -60,6 +68,9 @@ def init_db(args: argparse.Namespace) -> dict:
 
 
 def provenance(args: argparse.Namespace) -> dict:
+    from apod_load import database
+    from apod_load.provenance import row_provenance
+
     target = database.target_from_env()
     with database.session(target, f"reading {args.table}") as conn:
         found = row_provenance(conn, args.table, args.date)

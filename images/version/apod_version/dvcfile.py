@@ -1,8 +1,6 @@
 """The .dvc file `dvc add` writes: the md5, size and path of the data it describes."""
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from ruamel.yaml import YAML
 
@@ -29,12 +27,3 @@ def parse_dvc_file(text: str) -> DvcOut:
     if not isinstance(md5, str) or not md5:
         raise ValueError("the .dvc file has no md5")
     return DvcOut(md5=md5, size=int(out.get("size", 0)), path=str(out.get("path") or ""))
-
-
-def md5_of(path: Path) -> str:
-    """The md5 DVC 3 records for a file: of its bytes, as they are."""
-    digest = hashlib.md5()  # noqa: S324 - DVC's content address, not a security measure
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

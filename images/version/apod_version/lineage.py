@@ -21,9 +21,10 @@ from pathlib import Path
 
 from apod_common import exit_codes, layout, runner, settings
 from apod_common.errors import StepError
+from apod_common.files import md5_of
 from apod_version import paths
 from apod_version.childenv import child_env
-from apod_version.dvcfile import DvcOut, md5_of, parse_dvc_file
+from apod_version.dvcfile import DvcOut, parse_dvc_file
 from apod_version.message import run_of_subject
 from apod_version.tools import Tools
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from apod_common import exit_codes, locks
 from apod_common.errors import StepError
+from apod_common.files import md5_of
 from apod_version import gitops, remote
 from apod_version.childenv import child_env
-from apod_version.dvcfile import DvcOut, md5_of, parse_dvc_file
+from apod_version.dvcfile import DvcOut, parse_dvc_file
 from apod_version.tools import Tools
 from apod_version.versioning import LOCK_NAME
 

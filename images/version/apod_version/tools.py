@@ -1,14 +1,14 @@
-"""git and dvc as child processes: their output goes to our log, never to stdout, which
-carries only the summary line."""
+"""git as child processes and DVC's command line in this process (apod_version.dvccli):
+their output goes to our log, never to stdout, which carries only the summary line."""
 
 import logging
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from apod_common import exit_codes
 from apod_common.errors import StepError
+from apod_version import dvccli
 
 log = logging.getLogger("version")
 
@@ -51,8 +51,7 @@ class Tools:
         self.dvc_cwd = dvc_cwd or repo
 
     def _run(self, argv: list[str], cwd: Path, stdin: str | None = None) -> Result:
-        shown = " ".join(argv[2:] if argv[0] == sys.executable else argv)
-        log.debug("running %s (in %s)", shown, cwd)
+        log.debug("running %s (in %s)", " ".join(argv), cwd)
         try:
             proc = subprocess.run(
                 argv,
@@ -67,18 +66,26 @@ class Tools:
         except FileNotFoundError as exc:
             raise StepError(f"{argv[0]} is not installed", exit_codes.FAILURE) from exc
         result = Result(proc.returncode, proc.stdout, proc.stderr)
+        self._log_output(result)
+        return result
+
+    @staticmethod
+    def _log_output(result: Result) -> None:
         for stream in (result.stdout, result.stderr):
             for line in stream.splitlines():
                 if line.strip():
                     log.debug("  %s", line.rstrip())
-        return result
 
     def git(self, *args: str, stdin: str | None = None) -> Result:
         return self._run(["git", "-C", str(self.repo), *args], self.repo, stdin)
 
     def dvc(self, *args: str) -> Result:
-        # The dvc of this interpreter: in the image and in a venv alike, whatever PATH says.
-        return self._run([sys.executable, "-m", "dvc", *args], self.dvc_cwd)
+        # The dvc of this interpreter, in this process (apod_version.dvccli): in the image
+        # and in a venv alike, whatever PATH says.
+        log.debug("running dvc %s (in %s)", " ".join(args), self.dvc_cwd)
+        result = Result(*dvccli.run(args, self.dvc_cwd, self.env))
+        self._log_output(result)
+        return result
 
     def git_ok(self, *args: str, stdin: str | None = None, code: int = exit_codes.FAILURE) -> str:
         result = self.git(*args, stdin=stdin)

@@ -5,8 +5,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apod_common import exit_codes, locks
+from apod_common import exit_codes, layout, locks, versioned
 from apod_common.errors import NothingToDo, StepError
+from apod_common.versioned import Versioned
 from apod_version import gitops, paths, remote
 from apod_version.childenv import child_env
 from apod_version.dvcfile import parse_dvc_file
@@ -81,6 +82,19 @@ def dvc_push(tools: Tools, dvc_file: Path, target: remote.Remote) -> None:
     log.info("data in DVC remote %r (%s)", target.name, target.url)
 
 
+def remember(csv: Path, run_id: str, md5: str, commit: str | None) -> None:
+    """Tell the next run's extract which batch is now loaded and versioned
+    (apod_common.versioned), where the CSV lies in a data directory beside that batch."""
+    data_dir = csv.parent
+    if csv.name != layout.CSV_NAME or not layout.manifest_path(data_dir, run_id).is_file():
+        return
+    try:
+        versioned.write(data_dir, Versioned(run_id, md5, commit))
+    except OSError as exc:
+        # The data is versioned: without the record the next run only goes all the way.
+        log.warning("cannot record run %s as versioned: %s", run_id, exc.strerror)
+
+
 def run(options: Options) -> dict:
     repo, dvc_root = locate(options)
     csv = options.csv
@@ -117,12 +131,14 @@ def run(options: Options) -> dict:
         if unchanged:
             if git_remote:
                 gitops.push(tools, git_remote)
+            remember(csv, options.run_id, out.md5, None)
             raise NothingToDo(f"data unchanged (md5 {out.md5})")
 
         message = commit_message(options.run_id, csv.name, out.md5, out.size, rows)
         sha = gitops.commit_only(tools, [rel for _, rel in files], message)
         log.info("committed %s: %s", sha[:12], ", ".join(rel for _, rel in files))
         git_pushed = gitops.push(tools, git_remote) if git_remote else False
+        remember(csv, options.run_id, out.md5, sha)
 
     return {
         "run_id": options.run_id,
